@@ -1,0 +1,303 @@
+//! Backing up paths or a command's output into a repository.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use cadang_core::chunker::Chunker;
+use cadang_core::keys::Credentials;
+use cadang_core::session::BackupSession;
+use cadang_core::snapshot::{SnapshotBody, SnapshotMeta, SnapshotStats};
+use cadang_core::tree::FileName;
+use cadang_core::{Id, Repository};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use crate::cache::FileCache;
+use crate::walk::{self, PathTrie, Walker};
+
+pub enum Source {
+    Paths(Vec<PathBuf>),
+    /// Streams a command's standard output (e.g. `pg_dump -Fc db`) without
+    /// a temporary file; it is stored as one file called `name`.
+    Command { name: String, command: String },
+}
+
+pub struct BackupOptions {
+    pub host: String,
+    pub agent: String,
+    pub tags: Vec<String>,
+    pub excludes: Vec<String>,
+    pub cache_dir: Option<PathBuf>,
+    /// Worker threads for hashing, compression and encryption.
+    pub workers: usize,
+}
+
+/// Live counters for a progress display.
+#[derive(Default)]
+pub struct Progress {
+    pub files: AtomicU64,
+    pub dirs: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+impl Progress {
+    pub(crate) fn add_bytes(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn file_done(&self) {
+        self.files.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn dir_done(&self) {
+        self.dirs.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug)]
+pub struct BackupSummary {
+    pub snapshot: Id,
+    pub stats: SnapshotStats,
+    /// Files that could not be read: the snapshot does not contain them.
+    pub problems: Vec<String>,
+    pub recovered_packs: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(transparent)]
+    Repository(#[from] cadang_core::Error),
+    #[error("cannot back up {path}: {reason}")]
+    Source { path: String, reason: String },
+    #[error("invalid --exclude pattern {pattern:?}: {reason}")]
+    Exclude { pattern: String, reason: String },
+    #[error("the command `{command}` failed ({status}); no snapshot was written")]
+    CommandFailed { command: String, status: String },
+    #[error("the backup stopped: {0}")]
+    Internal(String),
+}
+
+fn exclude_sets(patterns: &[String]) -> Result<(GlobSet, GlobSet), BackupError> {
+    let mut paths = GlobSetBuilder::new();
+    let mut names = GlobSetBuilder::new();
+    for p in patterns {
+        let err = |e: globset::Error| BackupError::Exclude {
+            pattern: p.clone(),
+            reason: e.to_string(),
+        };
+        // Like restic: a pattern with a slash matches whole paths, one
+        // without matches a name at any depth.
+        if p.contains('/') {
+            let g = GlobBuilder::new(p).literal_separator(true).build().map_err(err)?;
+            paths.add(g);
+            let sub = GlobBuilder::new(&format!("{}/**", p.trim_end_matches('/')))
+                .literal_separator(true)
+                .build()
+                .map_err(err)?;
+            paths.add(sub);
+        } else {
+            names.add(GlobBuilder::new(p).build().map_err(err)?);
+        }
+    }
+    let build = |b: GlobSetBuilder| {
+        b.build().map_err(|e| BackupError::Exclude {
+            pattern: patterns.join(" "),
+            reason: e.to_string(),
+        })
+    };
+    Ok((build(paths)?, build(names)?))
+}
+
+pub async fn backup(
+    repo: Arc<Repository>,
+    credentials: Credentials,
+    source: Source,
+    opts: BackupOptions,
+    progress: Arc<Progress>,
+) -> Result<BackupSummary, BackupError> {
+    let started = Instant::now();
+    let (excludes, name_excludes) = exclude_sets(&opts.excludes)?;
+    let mut trie = PathTrie::default();
+    let mut abs_paths = Vec::new();
+    if let Source::Paths(paths) = &source {
+        if paths.is_empty() {
+            return Err(BackupError::Source {
+                path: "(none)".into(),
+                reason: "give at least one path to back up".into(),
+            });
+        }
+        for p in paths {
+            let abs = walk::absolute(p).map_err(|e| BackupError::Source {
+                path: p.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            std::fs::symlink_metadata(&abs).map_err(|e| BackupError::Source {
+                path: abs.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            trie.insert(&abs);
+            abs_paths.push(abs);
+        }
+    }
+
+    let cache = match &opts.cache_dir {
+        Some(dir) => FileCache::open(dir, &repo.config.id).map(Arc::new),
+        None => None,
+    };
+    let session = Arc::new(BackupSession::start(repo.clone(), credentials).await?);
+    let fatal: walk::Fatal = Arc::new(Mutex::new(None));
+    let problems: walk::Problems = Arc::new(Mutex::new(Vec::new()));
+    let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(opts.workers.max(1) * 2);
+    let (dirs_tx, dirs_rx) = crossbeam_channel::bounded(4096);
+
+    let mut threads = Vec::new();
+    for i in 0..opts.workers.max(1) {
+        let (s, rx, f) = (session.clone(), jobs_rx.clone(), fatal.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("cadang-worker-{i}"))
+                .spawn(move || walk::worker(s, rx, f))
+                .map_err(|e| BackupError::Internal(e.to_string()))?,
+        );
+    }
+    drop(jobs_rx);
+    {
+        let (s, c, p, f, pr) = (session.clone(), cache.clone(), problems.clone(), fatal.clone(), progress.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name("cadang-trees".into())
+                .spawn(move || walk::assembler(s, dirs_rx, c, p, f, pr))
+                .map_err(|e| BackupError::Internal(e.to_string()))?,
+        );
+    }
+
+    let mut walker = Walker {
+        session: session.clone(),
+        chunker: Chunker::new(repo.config.chunker.clone(), session.secret().gear_seed),
+        jobs: jobs_tx,
+        dirs: dirs_tx,
+        cache: cache.clone(),
+        excludes,
+        name_excludes,
+        problems: problems.clone(),
+        fatal: fatal.clone(),
+        progress: progress.clone(),
+    };
+    let (body_paths, stdin_command) = match &source {
+        Source::Paths(_) => (
+            abs_paths
+                .iter()
+                .map(|p| FileName(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec()))
+                .collect(),
+            None,
+        ),
+        Source::Command { name, command } => (vec![FileName(format!("/{name}").into_bytes())], Some(command.clone())),
+    };
+    let walked = tokio::task::spawn_blocking(move || -> Result<walk::Slot, BackupError> {
+        let slot = match source {
+            Source::Paths(_) => walker.walk_trie(std::path::Path::new("/"), &trie),
+            Source::Command { name, command } => run_command(&mut walker, &name, &command)?,
+        };
+        drop(walker); // closes the channels so the workers and assembler finish
+        Ok(slot)
+    })
+    .await
+    .map_err(|e| BackupError::Internal(e.to_string()))?;
+    let joined = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            if t.join().is_err() {
+                return Err(BackupError::Internal("a backup thread panicked".into()));
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| BackupError::Internal(e.to_string()))?;
+
+    let session = Arc::try_unwrap(session)
+        .map_err(|_| BackupError::Internal("backup session still shared".into()))?;
+    let failure = match (walked, joined, fatal.lock().expect("not poisoned").take()) {
+        (_, _, Some(e)) => Err(BackupError::Repository(e)),
+        (Err(e), _, _) | (_, Err(e), _) => Err(e),
+        (Ok(slot), Ok(()), None) => Ok(slot),
+    };
+    let slot = match failure {
+        Ok(s) => s,
+        Err(e) => {
+            session.abort().await;
+            return Err(e);
+        }
+    };
+    let Some(tree) = slot.get().copied() else {
+        session.abort().await;
+        return Err(BackupError::Internal("the root tree was not stored".into()));
+    };
+    let recovered_packs = session.recovered_packs;
+    let stats = SnapshotStats {
+        files: progress.files.load(Ordering::Relaxed),
+        dirs: progress.dirs.load(Ordering::Relaxed),
+        bytes: progress.bytes.load(Ordering::Relaxed),
+        duration_ms: started.elapsed().as_millis() as u64,
+        ..Default::default()
+    };
+    let meta = SnapshotMeta {
+        host: opts.host,
+        tags: opts.tags,
+        agent: opts.agent,
+    };
+    let body = SnapshotBody {
+        paths: body_paths,
+        tree,
+        stdin_command,
+        excludes: opts.excludes,
+    };
+    let (id, snap) = session.commit(meta, body, stats).await?;
+    if let Some(c) = &cache {
+        c.flush();
+    }
+    let problems = std::mem::take(&mut *problems.lock().expect("not poisoned"));
+    Ok(BackupSummary {
+        snapshot: id,
+        stats: snap.payload.stats,
+        problems,
+        recovered_packs,
+    })
+}
+
+/// Runs `sh -c command`, chunking its output as it comes. A non-zero exit
+/// fails the backup: a truncated dump must never look like a good one.
+fn run_command(walker: &mut Walker, name: &str, command: &str) -> Result<walk::Slot, BackupError> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(BackupError::Source {
+            path: name.into(),
+            reason: "--stdin-name must be a plain file name".into(),
+        });
+    }
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| BackupError::Source {
+            path: command.into(),
+            reason: format!("cannot start the command: {e}"),
+        })?;
+    let out = child.stdout.take().expect("piped");
+    let streamed = walker.stdin(name.as_bytes(), out);
+    let status = child.wait().map_err(|e| BackupError::Source {
+        path: command.into(),
+        reason: e.to_string(),
+    })?;
+    if !status.success() {
+        return Err(BackupError::CommandFailed {
+            command: command.into(),
+            status: status.to_string(),
+        });
+    }
+    streamed.map_err(|e| BackupError::Source {
+        path: command.into(),
+        reason: format!("reading its output failed: {e}"),
+    })
+}

@@ -1,0 +1,13 @@
+//! cadang-agent: what runs on a PD server. It reads the server's files and
+//! database dumps into a repository (backup) and writes them back (restore).
+//! It depends on the repository format (`cadang-core`), never on the
+//! controller.
+
+pub mod backup;
+pub mod browse;
+pub mod cache;
+pub mod restore;
+mod source;
+mod walk;
+
+pub use backup::{backup, BackupError, BackupOptions, BackupSummary, Progress, Source};

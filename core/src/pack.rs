@@ -1,0 +1,262 @@
+//! Packs: many compressed chunks in one age stream, named by the BLAKE3 of
+//! the stored bytes.
+//!
+//! ```text
+//! pack    = AGE || TRAILER || u32_le(len(TRAILER)) || "CDGPACK1"
+//! AGE     = age (X25519, to the PD's data recipient) of blob_0 || blob_1 || ...
+//! TRAILER = JSON {"version":1,"age_length":N,"blobs":[BlobEntry, ...]}
+//! ```
+//! One age stream per pack means one X25519 operation per several MiB, not
+//! per chunk. The trailer is plaintext on purpose: it holds only keyed chunk
+//! ids and sizes (what the index holds anyway), and lets a keyless agent
+//! re-index packs a killed backup uploaded but never indexed.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::keys::{DataIdentity, DataRecipient, RepoSecret};
+
+pub const MAGIC: &[u8; 8] = b"CDGPACK1";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobKind {
+    Data,
+    Tree,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Zstd,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobEntry {
+    pub id: Id,
+    #[serde(rename = "type")]
+    pub kind: BlobKind,
+    /// Offset of the stored blob in the pack's plaintext stream.
+    pub offset: u64,
+    /// Stored (possibly compressed) length.
+    pub length: u32,
+    /// Length of the chunk itself.
+    pub raw_length: u32,
+    pub compression: Compression,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PackTrailer {
+    pub version: u32,
+    pub age_length: u64,
+    pub blobs: Vec<BlobEntry>,
+}
+
+/// A pack being filled. Blobs are compressed and encrypted as they arrive,
+/// so a pack never sits in memory twice.
+pub struct PackBuilder {
+    kind: BlobKind,
+    recipient: DataRecipient,
+    compressor: zstd::bulk::Compressor<'static>,
+    writer: Option<age::stream::StreamWriter<Vec<u8>>>,
+    plain_len: u64,
+    blobs: Vec<BlobEntry>,
+}
+
+pub struct SealedPack {
+    pub id: Id,
+    pub data: Vec<u8>,
+    pub blobs: Vec<BlobEntry>,
+}
+
+impl PackBuilder {
+    pub fn new(kind: BlobKind, recipient: DataRecipient, level: i32) -> Result<PackBuilder> {
+        Ok(PackBuilder {
+            kind,
+            recipient,
+            compressor: zstd::bulk::Compressor::new(level)
+                .map_err(|e| Error::Crypto(format!("zstd: {e}")))?,
+            writer: None,
+            plain_len: 0,
+            blobs: Vec::new(),
+        })
+    }
+
+    pub fn kind(&self) -> BlobKind {
+        self.kind
+    }
+
+    pub fn plain_len(&self) -> u64 {
+        self.plain_len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blobs.is_empty()
+    }
+
+    /// Adds one chunk. Compression is kept only when it saves at least 1/64,
+    /// so scans and media cost no decompression on restore.
+    pub fn add(&mut self, id: Id, raw: &[u8]) -> Result<u32> {
+        let compressed = self
+            .compressor
+            .compress(raw)
+            .map_err(|e| Error::Crypto(format!("zstd: {e}")))?;
+        let (bytes, compression): (&[u8], _) = if compressed.len() + raw.len() / 64 < raw.len() {
+            (&compressed, Compression::Zstd)
+        } else {
+            (raw, Compression::None)
+        };
+        if self.writer.is_none() {
+            self.writer = Some(self.recipient.stream(Vec::with_capacity(1 << 20))?);
+        }
+        let w = self.writer.as_mut().expect("just set");
+        w.write_all(bytes).map_err(Error::crypto)?;
+        self.blobs.push(BlobEntry {
+            id,
+            kind: self.kind,
+            offset: self.plain_len,
+            length: bytes.len() as u32,
+            raw_length: raw.len() as u32,
+            compression,
+        });
+        self.plain_len += bytes.len() as u64;
+        Ok(bytes.len() as u32)
+    }
+
+    /// Finishes the age stream and appends the trailer. Returns `None` when empty.
+    pub fn seal(&mut self) -> Result<Option<SealedPack>> {
+        let Some(w) = self.writer.take() else {
+            return Ok(None);
+        };
+        let mut data = w.finish().map_err(Error::crypto)?;
+        let blobs = std::mem::take(&mut self.blobs);
+        self.plain_len = 0;
+        let trailer = PackTrailer {
+            version: 1,
+            age_length: data.len() as u64,
+            blobs,
+        };
+        let t = serde_json::to_vec(&trailer).expect("serialisable");
+        data.extend_from_slice(&t);
+        data.extend_from_slice(&(t.len() as u32).to_le_bytes());
+        data.extend_from_slice(MAGIC);
+        Ok(Some(SealedPack {
+            id: Id::of_bytes(&data),
+            data,
+            blobs: trailer.blobs,
+        }))
+    }
+}
+
+/// Reads the plaintext trailer of a whole stored pack.
+pub fn parse_trailer(stored: &[u8]) -> Result<PackTrailer> {
+    let n = stored.len();
+    if n < 12 || &stored[n - 8..] != MAGIC {
+        return Err(Error::Corrupt("pack has no cadang trailer (truncated?)".into()));
+    }
+    let tlen = u32::from_le_bytes(stored[n - 12..n - 8].try_into().expect("4 bytes")) as usize;
+    if tlen + 12 > n {
+        return Err(Error::Corrupt("pack trailer length is beyond the pack".into()));
+    }
+    let t: PackTrailer = serde_json::from_slice(&stored[n - 12 - tlen..n - 12])
+        .map_err(|e| Error::Corrupt(format!("pack trailer: {e}")))?;
+    if t.age_length as usize != n - 12 - tlen {
+        return Err(Error::Corrupt("pack trailer does not match the pack's size".into()));
+    }
+    Ok(t)
+}
+
+/// Decrypts the whole plaintext stream of a pack.
+pub fn decrypt_pack(stored: &[u8], identity: &DataIdentity) -> Result<Vec<u8>> {
+    let t = parse_trailer(stored)?;
+    identity.decrypt(&stored[..t.age_length as usize])
+}
+
+/// Decrypts only the STREAM segments that hold `entry`. `age_part` is the age
+/// prefix of the pack (the part before the trailer).
+pub fn decrypt_blob_range(
+    age_part: &[u8],
+    identity: &DataIdentity,
+    entry: &BlobEntry,
+) -> Result<Vec<u8>> {
+    let mut r = identity.decrypt_reader(std::io::Cursor::new(age_part))?;
+    r.seek(SeekFrom::Start(entry.offset))
+        .map_err(|e| Error::Corrupt(format!("pack stream: {e}")))?;
+    let mut buf = vec![0u8; entry.length as usize];
+    r.read_exact(&mut buf)
+        .map_err(|e| Error::Corrupt(format!("pack stream: {e}")))?;
+    Ok(buf)
+}
+
+/// Turns a stored blob back into its chunk and checks its id when the
+/// repository secret is at hand.
+pub fn decode_blob(stored: &[u8], entry: &BlobEntry, secret: Option<&RepoSecret>) -> Result<Vec<u8>> {
+    let raw = match entry.compression {
+        Compression::None => stored.to_vec(),
+        Compression::Zstd => zstd::bulk::decompress(stored, entry.raw_length as usize)
+            .map_err(|e| Error::Corrupt(format!("blob {} does not decompress: {e}", entry.id)))?,
+    };
+    if raw.len() != entry.raw_length as usize {
+        return Err(Error::Corrupt(format!("blob {} has the wrong length", entry.id)));
+    }
+    if let Some(s) = secret {
+        if s.chunk_id(&raw) != entry.id {
+            return Err(Error::Corrupt(format!(
+                "blob {} does not match its id (content altered)",
+                entry.id
+            )));
+        }
+    }
+    Ok(raw)
+}
+
+/// Slices a blob out of a decrypted pack, checking bounds.
+pub fn blob_slice<'a>(plain: &'a [u8], entry: &BlobEntry) -> Result<&'a [u8]> {
+    let start = entry.offset as usize;
+    let end = start + entry.length as usize;
+    plain
+        .get(start..end)
+        .ok_or_else(|| Error::Corrupt(format!("blob {} lies beyond its pack", entry.id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_round_trip_and_integrity() {
+        let identity = DataIdentity::generate();
+        let secret = RepoSecret::generate();
+        let mut b = PackBuilder::new(BlobKind::Data, identity.recipient(), 3).unwrap();
+        let text = b"Peraturan Bupati tentang SPBE ".repeat(2000);
+        let noise: Vec<u8> = (0..50_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        for chunk in [&text[..], &noise[..]] {
+            b.add(secret.chunk_id(chunk), chunk).unwrap();
+        }
+        let sealed = b.seal().unwrap().unwrap();
+        assert_eq!(sealed.id, Id::of_bytes(&sealed.data));
+        assert_eq!(sealed.blobs[0].compression, Compression::Zstd);
+        // The plaintext must not appear in the stored pack.
+        assert!(!sealed.data.windows(20).any(|w| w == &text[..20]));
+
+        let t = parse_trailer(&sealed.data).unwrap();
+        let plain = decrypt_pack(&sealed.data, &identity).unwrap();
+        for (e, want) in t.blobs.iter().zip([&text[..], &noise[..]]) {
+            let got = decode_blob(blob_slice(&plain, e).unwrap(), e, Some(&secret)).unwrap();
+            assert_eq!(got, want);
+            let ranged =
+                decrypt_blob_range(&sealed.data[..t.age_length as usize], &identity, e).unwrap();
+            assert_eq!(decode_blob(&ranged, e, Some(&secret)).unwrap(), want);
+        }
+
+        let other = DataIdentity::generate();
+        assert!(matches!(decrypt_pack(&sealed.data, &other), Err(Error::WrongKey)));
+        let mut truncated = sealed.data.clone();
+        truncated.truncate(truncated.len() - 3);
+        assert!(parse_trailer(&truncated).is_err());
+    }
+}

@@ -1,0 +1,357 @@
+//! An open repository: a store plus its config, and the operations that need
+//! no data key (listing, index loading) or take one explicitly (unlocking).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Backend, BackendError, FileKind};
+use crate::config::{ChunkerParams, RepoConfig};
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::index::{IndexFile, MasterIndex};
+use crate::keys::{AgentKey, Credentials, DataIdentity, DataRecipient, RepoSecret};
+use crate::pack::{self, BlobEntry, BlobKind};
+use crate::snapshot::Snapshot;
+use crate::tree::Tree;
+
+pub const IDENTITY_FILE: &str = "identity.age";
+pub const SECRET_FILE: &str = "secret.age";
+
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    pub config: RepoConfig,
+}
+
+/// Public record of an agent allowed to sign snapshots (`keys/agent-*.json`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AgentRecord {
+    pub name: String,
+    pub public_key: String,
+    pub created: chrono::DateTime<chrono::FixedOffset>,
+}
+
+pub struct InitOutcome {
+    pub repo: Repository,
+    pub credentials: Credentials,
+}
+
+impl Repository {
+    /// Creates a repository and its keys. The data identity leaves this
+    /// function only wrapped by `passphrase`.
+    pub async fn init(
+        backend: Arc<dyn Backend>,
+        pd: &str,
+        agent_name: &str,
+        passphrase: &str,
+        chunker: ChunkerParams,
+    ) -> Result<InitOutcome> {
+        chunker.validate()?;
+        match backend.stat(FileKind::Config, "config").await {
+            Ok(Some(_)) => return Err(Error::RepositoryExists(backend.location())),
+            Ok(None) | Err(BackendError::Unavailable { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        backend.create().await.map_err(|e| match e {
+            BackendError::AlreadyExists { .. } => Error::RepositoryExists(backend.location()),
+            e => e.into(),
+        })?;
+        let identity = DataIdentity::generate();
+        let recipient = identity.recipient();
+        let secret = RepoSecret::generate();
+        let agent = AgentKey::generate();
+        let config = RepoConfig::new(pd, recipient.encode(), chunker);
+
+        backend
+            .write_new(FileKind::Keys, IDENTITY_FILE, identity.wrap(passphrase)?)
+            .await?;
+        backend
+            .write_new(FileKind::Keys, SECRET_FILE, recipient.encrypt(&secret.to_json())?)
+            .await?;
+        let repo = Repository {
+            backend,
+            config: config.clone(),
+        };
+        repo.register_agent(agent_name, &agent).await?;
+        // The config goes last: its presence means the repository is complete.
+        repo.backend
+            .write_new(FileKind::Config, "config", config.to_json())
+            .await
+            .map_err(|e| match e {
+                BackendError::AlreadyExists { .. } => Error::RepositoryExists(repo.location()),
+                e => e.into(),
+            })?;
+        let credentials = Credentials {
+            format: Credentials::FORMAT.into(),
+            version: 1,
+            repo_id: config.id,
+            pd: pd.to_string(),
+            agent_name: agent_name.to_string(),
+            data_recipient: recipient.encode(),
+            repo_secret: secret,
+            agent_signing_key: agent.to_hex(),
+        };
+        Ok(InitOutcome { repo, credentials })
+    }
+
+    pub async fn open(backend: Arc<dyn Backend>) -> Result<Repository> {
+        let data = match backend.read(FileKind::Config, "config").await {
+            Ok(d) => d,
+            Err(BackendError::NotFound { .. }) => {
+                return Err(Error::NotARepository(backend.location()));
+            }
+            Err(BackendError::Unavailable { .. }) => {
+                return Err(Error::NoRepository(backend.location()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let config = RepoConfig::from_json(&data)?;
+        Ok(Repository { backend, config })
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    pub fn location(&self) -> String {
+        self.backend.location()
+    }
+
+    pub fn recipient(&self) -> Result<DataRecipient> {
+        DataRecipient::parse(&self.config.data_recipient)
+    }
+
+    pub async fn register_agent(&self, name: &str, key: &AgentKey) -> Result<()> {
+        let public = key.public().to_hex();
+        let rec = AgentRecord {
+            name: name.to_string(),
+            public_key: public.clone(),
+            created: chrono::Local::now().fixed_offset(),
+        };
+        self.backend
+            .write(
+                FileKind::Keys,
+                &format!("agent-{}.json", &public[..16]),
+                serde_json::to_vec_pretty(&rec).expect("serialisable"),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Public keys of the agents allowed to sign snapshots.
+    pub async fn agent_keys(&self) -> Result<HashMap<String, AgentRecord>> {
+        let mut out = HashMap::new();
+        for f in self.backend.list(FileKind::Keys).await? {
+            if !(f.name.starts_with("agent-") && f.name.ends_with(".json")) {
+                continue;
+            }
+            let data = self.backend.read(FileKind::Keys, &f.name).await?;
+            let rec: AgentRecord = serde_json::from_slice(&data)
+                .map_err(|e| Error::Corrupt(format!("keys/{}: {e}", f.name)))?;
+            out.insert(rec.public_key.clone(), rec);
+        }
+        Ok(out)
+    }
+
+    /// Checks that a credential file belongs to this repository.
+    pub fn check_credentials(&self, c: &Credentials) -> Result<()> {
+        if c.repo_id != self.config.id || c.data_recipient != self.config.data_recipient {
+            return Err(Error::CredentialMismatch {
+                expected: self.config.id.short(),
+                found: c.repo_id.short(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Unwraps the data identity with the custodian's passphrase.
+    pub async fn unlock(&self, passphrase: &str) -> Result<DataIdentity> {
+        let wrapped = self.backend.read(FileKind::Keys, IDENTITY_FILE).await?;
+        let passphrase = passphrase.to_string();
+        let identity = tokio::task::spawn_blocking(move || DataIdentity::unwrap(&wrapped, &passphrase))
+            .await
+            .map_err(|e| Error::Crypto(e.to_string()))??;
+        self.check_identity(&identity)?;
+        Ok(identity)
+    }
+
+    pub fn check_identity(&self, identity: &DataIdentity) -> Result<()> {
+        if identity.recipient().encode() != self.config.data_recipient {
+            return Err(Error::WrongKey);
+        }
+        Ok(())
+    }
+
+    /// The repository secret, recovered with the data identity (for the
+    /// custodian, who may hold no agent credentials).
+    pub async fn secret(&self, identity: &DataIdentity) -> Result<RepoSecret> {
+        let data = self.backend.read(FileKind::Keys, SECRET_FILE).await?;
+        RepoSecret::from_json(&identity.decrypt(&data)?)
+    }
+
+    /// Parses every snapshot; broken ones are returned apart, never dropped.
+    pub async fn snapshots(&self) -> Result<(Vec<Snapshot>, Vec<(String, Error)>)> {
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        for f in self.backend.list(FileKind::Snapshots).await? {
+            match self.backend.read(FileKind::Snapshots, &f.name).await {
+                Ok(data) => match Snapshot::parse(&f.name, &data) {
+                    Ok(s) => good.push(s),
+                    Err(e) => bad.push((f.name, e)),
+                },
+                // Deleted by a concurrent forget between list and read.
+                Err(BackendError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        good.sort_by(|a, b| a.payload.time.cmp(&b.payload.time).then(a.id.cmp(&b.id)));
+        Ok((good, bad))
+    }
+
+    /// Finds a snapshot by id prefix or `latest`.
+    pub async fn find_snapshot(&self, which: &str) -> Result<Snapshot> {
+        let (all, _) = self.snapshots().await?;
+        if which == "latest" {
+            return all.into_iter().last().ok_or(Error::NoSnapshots);
+        }
+        if which.is_empty() || !which.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::UnknownSnapshot(which.to_string()));
+        }
+        let which_l = which.to_ascii_lowercase();
+        let mut found: Vec<Snapshot> = all
+            .into_iter()
+            .filter(|s| s.id.to_hex().starts_with(&which_l))
+            .collect();
+        match found.len() {
+            0 => Err(Error::UnknownSnapshot(which.to_string())),
+            1 => Ok(found.pop().expect("one")),
+            _ => Err(Error::AmbiguousSnapshot(which.to_string())),
+        }
+    }
+
+    /// Loads every index file. Unreadable ones are reported, not fatal:
+    /// blobs they held look missing, which makes a backup store them again.
+    pub async fn load_index(&self) -> Result<(MasterIndex, Vec<(String, Error)>)> {
+        let mut idx = MasterIndex::default();
+        let mut bad = Vec::new();
+        for f in self.backend.list(FileKind::Index).await? {
+            match self.backend.read(FileKind::Index, &f.name).await {
+                Ok(data) => match IndexFile::parse(&f.name, &data) {
+                    Ok(file) => idx.add_file(f.name.parse().expect("hash-named"), &file),
+                    Err(e) => bad.push((f.name, e)),
+                },
+                Err(BackendError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok((idx, bad))
+    }
+
+    /// Reads a whole pack and checks it against its name.
+    pub async fn read_pack(&self, pack: &Id) -> Result<Vec<u8>> {
+        let data = self.backend.read(FileKind::Packs, &pack.to_hex()).await?;
+        if Id::of_bytes(&data) != *pack {
+            return Err(Error::Corrupt(format!(
+                "pack {pack} does not match its hash (altered or truncated)"
+            )));
+        }
+        Ok(data)
+    }
+
+    /// Reads a pack's trailer with two ranged reads (keyless).
+    pub async fn read_pack_trailer(&self, pack: &Id, size: u64) -> Result<Vec<BlobEntry>> {
+        let name = pack.to_hex();
+        if size < 12 {
+            return Err(Error::Corrupt(format!("pack {name} is too short")));
+        }
+        let tail = self.backend.read_range(FileKind::Packs, &name, size - 12, 12).await?;
+        if &tail[4..] != pack::MAGIC {
+            return Err(Error::Corrupt(format!("pack {name} has no trailer")));
+        }
+        let tlen = u32::from_le_bytes(tail[..4].try_into().expect("4")) as u64;
+        if tlen + 12 > size {
+            return Err(Error::Corrupt(format!("pack {name} trailer is too long")));
+        }
+        let mut buf = self
+            .backend
+            .read_range(FileKind::Packs, &name, size - 12 - tlen, tlen)
+            .await?;
+        buf.extend_from_slice(&tail);
+        // parse_trailer checks age_length against the layout, so give it a
+        // view whose length equals the pack's.
+        let t: pack::PackTrailer = serde_json::from_slice(&buf[..tlen as usize])
+            .map_err(|e| Error::Corrupt(format!("pack {name} trailer: {e}")))?;
+        if t.age_length + tlen + 12 != size {
+            return Err(Error::Corrupt(format!("pack {name} trailer does not match its size")));
+        }
+        Ok(t.blobs)
+    }
+}
+
+/// Reads blobs with the data identity: trees for listing and restore.
+/// Tree packs are cached decrypted; trees are small and read many times.
+pub struct BlobReader<'a> {
+    repo: &'a Repository,
+    pub index: MasterIndex,
+    identity: &'a DataIdentity,
+    secret: RepoSecret,
+    cache: Mutex<HashMap<Id, Arc<Vec<u8>>>>,
+}
+
+impl<'a> BlobReader<'a> {
+    pub async fn new(repo: &'a Repository, identity: &'a DataIdentity) -> Result<BlobReader<'a>> {
+        repo.check_identity(identity)?;
+        let secret = repo.secret(identity).await?;
+        let (index, _) = repo.load_index().await?;
+        Ok(BlobReader {
+            repo,
+            index,
+            identity,
+            secret,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn secret(&self) -> &RepoSecret {
+        &self.secret
+    }
+
+    pub fn identity(&self) -> &DataIdentity {
+        self.identity
+    }
+
+    pub fn repo(&self) -> &Repository {
+        self.repo
+    }
+
+    /// Decrypted plaintext of a pack, cached for tree packs.
+    pub async fn pack_plain(&self, pack: &Id, cache: bool) -> Result<Arc<Vec<u8>>> {
+        if let Some(p) = self.cache.lock().expect("not poisoned").get(pack) {
+            return Ok(p.clone());
+        }
+        let stored = self.repo.read_pack(pack).await?;
+        let plain = Arc::new(pack::decrypt_pack(&stored, self.identity)?);
+        if cache {
+            self.cache
+                .lock()
+                .expect("not poisoned")
+                .insert(*pack, plain.clone());
+        }
+        Ok(plain)
+    }
+
+    pub async fn load_blob(&self, id: &Id) -> Result<Vec<u8>> {
+        let loc = *self
+            .index
+            .get(id)
+            .ok_or_else(|| Error::Corrupt(format!("blob {id} is not in any index")))?;
+        let plain = self.pack_plain(&loc.pack, loc.kind == BlobKind::Tree).await?;
+        let entry = loc.entry(*id);
+        pack::decode_blob(pack::blob_slice(&plain, &entry)?, &entry, Some(&self.secret))
+    }
+
+    pub async fn load_tree(&self, id: &Id) -> Result<Tree> {
+        Tree::decode(&self.load_blob(id).await?)
+    }
+}
