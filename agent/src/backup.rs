@@ -251,6 +251,7 @@ pub async fn backup(
         stdin_command,
         excludes: opts.excludes,
     };
+    hold_before_commit().await;
     let (id, snap) = session.commit(meta, body, stats).await?;
     if let Some(c) = &cache {
         c.flush();
@@ -300,4 +301,20 @@ fn run_command(walker: &mut Walker, name: &str, command: &str) -> Result<walk::S
         path: command.into(),
         reason: format!("reading its output failed: {e}"),
     })
+}
+
+/// Test hook: while the file named by `CADANG_TEST_HOLD_BEFORE_COMMIT`
+/// exists, the backup waits after its packs and index are written and before
+/// its snapshot is. Lets tests run prune or a second backup at exactly the
+/// moment a backup is most exposed.
+async fn hold_before_commit() {
+    if let Some(p) = std::env::var_os("CADANG_TEST_HOLD_BEFORE_COMMIT") {
+        let p = PathBuf::from(p);
+        let ready = p.with_extension("waiting");
+        let _ = std::fs::write(&ready, b"");
+        while p.exists() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let _ = std::fs::remove_file(&ready);
+    }
 }
