@@ -192,6 +192,10 @@ impl Backend for LocalBackend {
     }
 
     async fn read(&self, kind: FileKind, name: &str) -> BackendResult<Vec<u8>> {
+        if kind == FileKind::Config {
+            // Tells "no such store" apart from "not a repository".
+            self.require_root()?;
+        }
         let path = self.path(kind, name)?;
         let name = name.to_string();
         blocking(move || fs::read(&path).map_err(|e| not_found_or(kind, &name, "read", e))).await

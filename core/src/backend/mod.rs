@@ -7,6 +7,7 @@
 //! power loss, and a reader never sees a partially written file. Retries, rate
 //! limits and fault injection wrap a backend; they are not part of one.
 
+pub mod conformance;
 mod local;
 
 use std::fmt;

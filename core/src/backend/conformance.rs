@@ -1,0 +1,115 @@
+//! One conformance suite that every backend must pass. Backends call
+//! `run(&backend)` from their tests against a fresh, empty store, so local
+//! directories and object stores are held to the same contract.
+
+use super::{Backend, BackendError, FileKind};
+
+fn fail(what: &str) -> String {
+    format!("backend conformance: {what}")
+}
+
+/// Runs every check; returns the first violated expectation.
+pub async fn run(b: &dyn Backend) -> Result<(), String> {
+    b.create().await.map_err(|e| fail(&format!("create: {e}")))?;
+    for kind in FileKind::ALL_DIRS {
+        let l = b.list(kind).await.map_err(|e| fail(&format!("list {kind}: {e}")))?;
+        if !l.is_empty() {
+            return Err(fail(&format!("{kind} is not empty in a new store")));
+        }
+    }
+
+    match b.read(FileKind::Index, "00ff").await {
+        Err(BackendError::NotFound { .. }) => {}
+        other => return Err(fail(&format!("reading a missing file gave {other:?}"))),
+    }
+    if b.stat(FileKind::Index, "00ff").await.map_err(|e| fail(&e.to_string()))?.is_some() {
+        return Err(fail("stat of a missing file is not None"));
+    }
+
+    let name = "ab".repeat(32);
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    b.write(FileKind::Packs, &name, data.clone()).await.map_err(|e| fail(&format!("write: {e}")))?;
+    if b.read(FileKind::Packs, &name).await.map_err(|e| fail(&e.to_string()))? != data {
+        return Err(fail("read returned other bytes than written"));
+    }
+    let part = b
+        .read_range(FileKind::Packs, &name, 1000, 500)
+        .await
+        .map_err(|e| fail(&format!("read_range: {e}")))?;
+    if part != data[1000..1500] {
+        return Err(fail("read_range returned the wrong bytes"));
+    }
+    if b.read_range(FileKind::Packs, &name, 99_990, 100).await.is_ok() {
+        return Err(fail("read_range past the end must fail, not return a short read"));
+    }
+    if b.stat(FileKind::Packs, &name).await.map_err(|e| fail(&e.to_string()))? != Some(100_000) {
+        return Err(fail("stat size differs from what was written"));
+    }
+    let listed = b.list(FileKind::Packs).await.map_err(|e| fail(&e.to_string()))?;
+    if listed.len() != 1 || listed[0].name != name || listed[0].size != 100_000 {
+        return Err(fail(&format!("list gave {listed:?}")));
+    }
+
+    b.write(FileKind::Packs, &name, b"replaced".to_vec()).await.map_err(|e| fail(&e.to_string()))?;
+    if b.read(FileKind::Packs, &name).await.map_err(|e| fail(&e.to_string()))? != b"replaced" {
+        return Err(fail("write did not replace the file"));
+    }
+
+    b.write_new(FileKind::Locks, "l1", b"one".to_vec()).await.map_err(|e| fail(&e.to_string()))?;
+    match b.write_new(FileKind::Locks, "l1", b"two".to_vec()).await {
+        Err(BackendError::AlreadyExists { .. }) => {}
+        other => return Err(fail(&format!("write_new over an existing file gave {other:?}"))),
+    }
+    if b.read(FileKind::Locks, "l1").await.map_err(|e| fail(&e.to_string()))? != b"one" {
+        return Err(fail("a refused write_new changed the file"));
+    }
+
+    b.write(FileKind::Config, "config", b"{}".to_vec()).await.map_err(|e| fail(&e.to_string()))?;
+    if b.read(FileKind::Config, "config").await.map_err(|e| fail(&e.to_string()))? != b"{}" {
+        return Err(fail("config did not round-trip"));
+    }
+
+    b.delete(FileKind::Packs, &name).await.map_err(|e| fail(&format!("delete: {e}")))?;
+    match b.delete(FileKind::Packs, &name).await {
+        Err(BackendError::NotFound { .. }) => {}
+        other => return Err(fail(&format!("deleting a missing file gave {other:?}"))),
+    }
+    if !b.list(FileKind::Packs).await.map_err(|e| fail(&e.to_string()))?.is_empty() {
+        return Err(fail("a deleted file is still listed"));
+    }
+    for bad in ["../escape", "a/b", "", ".hidden"] {
+        if b.write(FileKind::Index, bad, vec![1]).await.is_ok() {
+            return Err(fail(&format!("accepted the file name {bad:?}")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::LocalBackend;
+
+    #[tokio::test]
+    async fn local_directory_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("store"));
+        super::run(&b).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn local_leftover_temp_files_are_invisible() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("store"));
+        use super::super::{Backend, FileKind};
+        b.create().await.unwrap();
+        std::fs::write(dir.path().join("store/index/.tmp-deadbeef"), b"half").unwrap();
+        assert!(b.list(FileKind::Index).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn missing_store_is_unavailable_not_empty() {
+        let b = LocalBackend::new("/nonexistent/cadang/store".into());
+        use super::super::{Backend, BackendError, FileKind};
+        assert!(matches!(b.list(FileKind::Snapshots).await, Err(BackendError::Unavailable { .. })));
+    }
+}
