@@ -17,9 +17,16 @@ use chrono_tz::Tz;
 
 use crate::error::PolicyError;
 
-/// The zones a schedule may be written in: the three Indonesian zones, and
-/// UTC for tests and for operators who prefer it.
-pub const TIME_ZONES: [&str; 4] = ["Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura", "UTC"];
+/// The zones a schedule may be written in: the Indonesian zones (WIB is
+/// both Asia/Jakarta and Asia/Pontianak, as West and Central Kalimantan use
+/// the latter), and UTC for tests and for operators who prefer it.
+pub const TIME_ZONES: [&str; 5] = [
+    "Asia/Jakarta",
+    "Asia/Pontianak",
+    "Asia/Makassar",
+    "Asia/Jayapura",
+    "UTC",
+];
 
 /// A parsed crontab expression bound to a time zone.
 #[derive(Debug, Clone, PartialEq)]
