@@ -1,0 +1,70 @@
+//! cadang's storage backend for S3-compatible object stores (AWS S3, MinIO,
+//! Ceph RGW).
+//!
+//! A repository lives in one bucket under a key prefix, with the same names
+//! as in a local directory (`PREFIX/config`, `PREFIX/keys/NAME`,
+//! `PREFIX/packs/ab/NAME`, `PREFIX/index/NAME`, ...):
+//!
+//! ```text
+//! s3://BUCKET/PREFIX?endpoint=https://host:port&region=R&checksums=when-required&path-style=true
+//! ```
+//!
+//! # What it guarantees, and why
+//!
+//! * **No partial objects.** A PutObject replaces an object atomically: a
+//!   reader sees the old object or the whole new one, never a prefix, and an
+//!   interrupted PUT leaves nothing. Objects above 16 MiB go up as a
+//!   multipart upload, which becomes visible only when it is completed, so
+//!   the same holds; failed uploads are aborted so their parts do not linger.
+//!   That is the local backend's temp-file-and-rename guarantee, which is why
+//!   `list` needs no filtering of temporary names here.
+//! * **Durability** is the server's: S3 answers a PUT only once the object
+//!   is stored redundantly, so `Ok` from `write` means what it means locally
+//!   after fsync.
+//! * **`write_new` is create-only** through `If-None-Match: *` (a conditional
+//!   PUT, evaluated atomically by the server), preceded by a HEAD so that
+//!   servers which ignore the condition still refuse the common case. See
+//!   [`S3Backend`]'s `write_new` for the remaining race on such servers.
+//! * **`read_range` never returns a short read**: S3 answers a range that
+//!   runs past the end with the bytes it has, and this backend turns that
+//!   into an error as the contract asks.
+//! * **Bounded memory**: one call holds at most the one object it reads or
+//!   writes; multipart parts are slices of the caller's buffer.
+//! * **Credentials never come from the URL** (it ends up in process lists
+//!   and logs): the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//!   `AWS_SESSION_TOKEN`), then the shared credentials file
+//!   (`AWS_SHARED_CREDENTIALS_FILE` or `~/.aws/credentials`, profile
+//!   `AWS_PROFILE`). The EC2 metadata service is never asked, because off
+//!   EC2 it only hangs.
+//!
+//! # Which checksum mode
+//!
+//! Since 2025 the AWS SDK adds a CRC32 checksum to every upload, sent as a
+//! trailer of an `aws-chunked` body. **Ceph RGW 18 (Reef) and MinIO releases
+//! before 2024 reject that** (`XAmzContentSHA256Mismatch` or a signature
+//! error). For them add `checksums=when-required` to the URL: checksums are
+//! then only sent and checked where the operation demands one. Integrity
+//! does not depend on it: every object cadang stores is authenticated by its
+//! own encryption and hashes. Keep the default for AWS, current MinIO and
+//! Ceph RGW 19+.
+//!
+//! # Addressing and trust
+//!
+//! With an `endpoint` the backend uses path-style URLs (`host/bucket/key`),
+//! which MinIO and Ceph RGW serve without wildcard DNS; without one it talks
+//! to AWS with virtual-hosted URLs. `path-style=` overrides either. TLS uses
+//! rustls with the system's trust store (`SSL_CERT_FILE` works), so a private
+//! CA is trusted by installing it there.
+
+mod backend;
+mod client;
+mod errors;
+mod layout;
+mod multipart;
+mod requests;
+mod url;
+
+pub use backend::{S3Backend, SINGLE_PUT_LIMIT};
+pub use client::{S3Options, StaticCredentials};
+pub use multipart::{part_size, PART_SIZE};
+pub use url::{S3Url, UrlError};
