@@ -21,7 +21,10 @@ pub enum Source {
     Paths(Vec<PathBuf>),
     /// Streams a command's standard output (e.g. `pg_dump -Fc db`) without
     /// a temporary file; it is stored as one file called `name`.
-    Command { name: String, command: String },
+    Command {
+        name: String,
+        command: String,
+    },
 }
 
 pub struct BackupOptions {
@@ -88,7 +91,10 @@ fn exclude_sets(patterns: &[String]) -> Result<(GlobSet, GlobSet), BackupError> 
         // Like restic: a pattern with a slash matches whole paths, one
         // without matches a name at any depth.
         if p.contains('/') {
-            let g = GlobBuilder::new(p).literal_separator(true).build().map_err(err)?;
+            let g = GlobBuilder::new(p)
+                .literal_separator(true)
+                .build()
+                .map_err(err)?;
             paths.add(g);
             let sub = GlobBuilder::new(&format!("{}/**", p.trim_end_matches('/')))
                 .literal_separator(true)
@@ -162,7 +168,13 @@ pub async fn backup(
     }
     drop(jobs_rx);
     {
-        let (s, c, p, f, pr) = (session.clone(), cache.clone(), problems.clone(), fatal.clone(), progress.clone());
+        let (s, c, p, f, pr) = (
+            session.clone(),
+            cache.clone(),
+            problems.clone(),
+            fatal.clone(),
+            progress.clone(),
+        );
         threads.push(
             std::thread::Builder::new()
                 .name("cadang-trees".into())
@@ -191,7 +203,10 @@ pub async fn backup(
                 .collect(),
             None,
         ),
-        Source::Command { name, command } => (vec![FileName(format!("/{name}").into_bytes())], Some(command.clone())),
+        Source::Command { name, command } => (
+            vec![FileName(format!("/{name}").into_bytes())],
+            Some(command.clone()),
+        ),
     };
     let walked = tokio::task::spawn_blocking(move || -> Result<walk::Slot, BackupError> {
         let slot = match source {

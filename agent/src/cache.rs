@@ -80,7 +80,10 @@ impl FileCache {
             stamp: *stamp,
             content: content.to_vec(),
         };
-        if let Err(err) = self.tree.insert(path, serde_json::to_vec(&e).expect("serialisable")) {
+        if let Err(err) = self
+            .tree
+            .insert(path, serde_json::to_vec(&e).expect("serialisable"))
+        {
             tracing::debug!(error = %err, "file cache write failed");
         }
     }

@@ -39,7 +39,10 @@ impl FileAcc {
 
     fn push_hole(&self, len: u64) {
         if len > 0 {
-            self.slots.lock().expect("not poisoned").push(Some(Extent::Hole(len)));
+            self.slots
+                .lock()
+                .expect("not poisoned")
+                .push(Some(Extent::Hole(len)));
         }
     }
 
@@ -66,10 +69,12 @@ impl FileAcc {
         }
         let result = match self.failed.lock().expect("not poisoned").take() {
             Some(m) => Err(m),
-            None => Ok(std::mem::take(&mut *self.slots.lock().expect("not poisoned"))
-                .into_iter()
-                .map(|e| e.expect("every slot filled before completion"))
-                .collect()),
+            None => Ok(
+                std::mem::take(&mut *self.slots.lock().expect("not poisoned"))
+                    .into_iter()
+                    .map(|e| e.expect("every slot filled before completion"))
+                    .collect(),
+            ),
         };
         if let Some(tx) = self.done.lock().expect("not poisoned").take() {
             let _ = tx.send(result);
@@ -135,7 +140,13 @@ impl Reader<'_> {
 
     /// Reads a regular file. Small files are one chunk; sparse files are
     /// read extent by extent so holes are neither read nor stored.
-    pub(crate) fn file(&mut self, acc: &Arc<FileAcc>, mut f: File, size: u64, sparse: bool) -> Result<u64, ReadError> {
+    pub(crate) fn file(
+        &mut self,
+        acc: &Arc<FileAcc>,
+        mut f: File,
+        size: u64,
+        sparse: bool,
+    ) -> Result<u64, ReadError> {
         if sparse {
             return self.sparse(acc, f, size);
         }
@@ -167,7 +178,11 @@ impl Reader<'_> {
             let data = data as u64;
             // SAFETY: as above.
             let hole = unsafe { libc::lseek(fd, data as libc::off_t, libc::SEEK_HOLE) };
-            let hole = if hole < 0 { size } else { (hole as u64).min(size) };
+            let hole = if hole < 0 {
+                size
+            } else {
+                (hole as u64).min(size)
+            };
             acc.push_hole(data.saturating_sub(pos));
             total += data.saturating_sub(pos);
             f.seek(SeekFrom::Start(data)).map_err(ReadError::Io)?;

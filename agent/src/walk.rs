@@ -192,7 +192,11 @@ pub(crate) fn node_from_meta(name: &[u8], m: &Metadata) -> Node {
         links: if hardlinked { m.nlink() } else { 0 },
         device: if hardlinked { m.dev() } else { 0 },
         inode: if hardlinked { m.ino() } else { 0 },
-        rdev: if matches!(kind, NodeKind::Chardev | NodeKind::Blockdev) { m.rdev() } else { 0 },
+        rdev: if matches!(kind, NodeKind::Chardev | NodeKind::Blockdev) {
+            m.rdev()
+        } else {
+            0
+        },
         sparse: false,
         content: Vec::new(),
         subtree: None,
@@ -229,7 +233,10 @@ impl PathTrie {
             if t.target {
                 return; // an enclosing path is already backed up
             }
-            t = t.children.entry(c.as_os_str().as_bytes().to_vec()).or_default();
+            t = t
+                .children
+                .entry(c.as_os_str().as_bytes().to_vec())
+                .or_default();
         }
         t.target = true;
         t.children.clear();
@@ -283,7 +290,10 @@ impl Walker {
     }
 
     fn excluded(&self, path: &Path, name: &[u8]) -> bool {
-        self.excludes.is_match(path) || self.name_excludes.is_match(std::ffi::OsStr::from_bytes(name))
+        self.excludes.is_match(path)
+            || self
+                .name_excludes
+                .is_match(std::ffi::OsStr::from_bytes(name))
     }
 
     fn entry(&mut self, path: &Path, name: &[u8]) -> Option<Child> {
@@ -364,8 +374,12 @@ impl Walker {
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NOATIME)
             .open(path)
-            .or_else(|_| File::options().read(true).custom_flags(libc::O_NOFOLLOW).open(path))
-        {
+            .or_else(|_| {
+                File::options()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(path)
+            }) {
             Ok(f) => f,
             Err(e) => {
                 self.problem(path, e);
@@ -410,7 +424,11 @@ impl Walker {
     }
 
     /// A stream from a command: one file named `name` in the root tree.
-    pub(crate) fn stdin(&mut self, name: &[u8], out: impl std::io::Read) -> Result<Slot, std::io::Error> {
+    pub(crate) fn stdin(
+        &mut self,
+        name: &[u8],
+        out: impl std::io::Read,
+    ) -> Result<Slot, std::io::Error> {
         let (acc, result) = FileAcc::new();
         let mut reader = Reader {
             chunker: &mut self.chunker,

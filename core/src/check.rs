@@ -22,7 +22,10 @@ pub enum ReadData {
     All,
     /// Re-hash `percent` of the packs, continuing after the pack named
     /// `after` (the previous run's last), so repeated runs cover everything.
-    Subset { percent: f64, after: Option<String> },
+    Subset {
+        percent: f64,
+        after: Option<String>,
+    },
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -46,16 +49,27 @@ impl CheckReport {
     }
 }
 
-pub async fn check(repo: &Repository, read: ReadData, deep: Option<&DataIdentity>) -> Result<CheckReport> {
+pub async fn check(
+    repo: &Repository,
+    read: ReadData,
+    deep: Option<&DataIdentity>,
+) -> Result<CheckReport> {
     let b = repo.backend();
     let mut r = CheckReport::default();
     for key in [IDENTITY_FILE, SECRET_FILE] {
         if b.stat(FileKind::Keys, key).await?.is_none() {
-            r.errors.push(format!("keys/{key} is missing: the data cannot be restored without it"));
+            r.errors.push(format!(
+                "keys/{key} is missing: the data cannot be restored without it"
+            ));
         }
     }
 
-    let packs: HashMap<String, u64> = b.list(FileKind::Packs).await?.into_iter().map(|f| (f.name, f.size)).collect();
+    let packs: HashMap<String, u64> = b
+        .list(FileKind::Packs)
+        .await?
+        .into_iter()
+        .map(|f| (f.name, f.size))
+        .collect();
     r.packs = packs.len();
 
     let mut indexed: HashMap<Id, (u64, String)> = HashMap::new();
@@ -71,7 +85,10 @@ pub async fn check(repo: &Repository, read: ReadData, deep: Option<&DataIdentity
             Ok(idx) => {
                 for p in &idx.packs {
                     match packs.get(&p.id.to_hex()) {
-                        None => r.errors.push(format!("pack {} (listed in index/{}) is missing", p.id, f.name)),
+                        None => r.errors.push(format!(
+                            "pack {} (listed in index/{}) is missing",
+                            p.id, f.name
+                        )),
                         Some(&size) if size != p.size => r.errors.push(format!(
                             "pack {} has size {size}, but index/{} records {}",
                             p.id, f.name, p.size
@@ -95,21 +112,38 @@ pub async fn check(repo: &Repository, read: ReadData, deep: Option<&DataIdentity
     let mut referenced = HashSet::new();
     for s in &snapshots {
         if !agents.contains_key(&s.signer) {
-            r.errors.push(format!("snapshot {} is signed by {}, which is not an enrolled agent key", s.id, s.signer));
+            r.errors.push(format!(
+                "snapshot {} is signed by {}, which is not an enrolled agent key",
+                s.id, s.signer
+            ));
         }
         if s.payload.repo_id != repo.config.id {
-            r.errors.push(format!("snapshot {} belongs to another repository", s.id));
+            r.errors
+                .push(format!("snapshot {} belongs to another repository", s.id));
         }
         for p in &s.payload.packs {
             referenced.insert(*p);
             if !packs.contains_key(&p.to_hex()) {
-                r.errors.push(format!("snapshot {} needs pack {p}, which is missing", s.id.short()));
+                r.errors.push(format!(
+                    "snapshot {} needs pack {p}, which is missing",
+                    s.id.short()
+                ));
             } else if !indexed.contains_key(p) {
-                r.errors.push(format!("snapshot {} needs pack {p}, which is in no index", s.id.short()));
+                r.errors.push(format!(
+                    "snapshot {} needs pack {p}, which is in no index",
+                    s.id.short()
+                ));
             }
         }
     }
-    r.unreferenced_packs = packs.keys().filter(|n| n.parse::<Id>().map(|id| !referenced.contains(&id)).unwrap_or(true)).count();
+    r.unreferenced_packs = packs
+        .keys()
+        .filter(|n| {
+            n.parse::<Id>()
+                .map(|id| !referenced.contains(&id))
+                .unwrap_or(true)
+        })
+        .count();
 
     let mut names: Vec<&String> = packs.keys().collect();
     names.sort();
@@ -122,7 +156,9 @@ pub async fn check(repo: &Repository, read: ReadData, deep: Option<&DataIdentity
                 .as_ref()
                 .map(|a| names.partition_point(|x| x.as_str() <= a.as_str()))
                 .unwrap_or(0);
-            (0..n.min(names.len())).map(|i| names[(start + i) % names.len()]).collect()
+            (0..n.min(names.len()))
+                .map(|i| names[(start + i) % names.len()])
+                .collect()
         }
     };
     let reader = match deep {
@@ -131,7 +167,8 @@ pub async fn check(repo: &Repository, read: ReadData, deep: Option<&DataIdentity
     };
     for name in &selected {
         let Ok(id) = name.parse::<Id>() else {
-            r.warnings.push(format!("packs/{name} is not a pack name; ignored"));
+            r.warnings
+                .push(format!("packs/{name} is not a pack name; ignored"));
             continue;
         };
         r.packs_read += 1;
@@ -144,7 +181,9 @@ pub async fn check(repo: &Repository, read: ReadData, deep: Option<&DataIdentity
             }
         };
         if Id::of_bytes(&data) != id {
-            r.errors.push(format!("pack {name} is corrupt: its content does not match its name"));
+            r.errors.push(format!(
+                "pack {name} is corrupt: its content does not match its name"
+            ));
             continue;
         }
         let trailer = match pack::parse_trailer(&data) {
@@ -158,7 +197,9 @@ pub async fn check(repo: &Repository, read: ReadData, deep: Option<&DataIdentity
             match pack::decrypt_pack(&data, reader.identity()) {
                 Ok(plain) => {
                     for e in &trailer.blobs {
-                        match pack::blob_slice(&plain, e).and_then(|s| pack::decode_blob(s, e, Some(reader.secret()))) {
+                        match pack::blob_slice(&plain, e)
+                            .and_then(|s| pack::decode_blob(s, e, Some(reader.secret())))
+                        {
                             Ok(_) => r.blobs_verified += 1,
                             Err(err) => r.errors.push(format!("pack {name}: {err}")),
                         }
@@ -181,13 +222,20 @@ pub async fn check(repo: &Repository, read: ReadData, deep: Option<&DataIdentity
 
 /// Walks a snapshot's trees: every blob must be indexed, in a pack the
 /// snapshot lists.
-async fn check_snapshot_trees(reader: &BlobReader<'_>, s: &crate::snapshot::Snapshot, r: &mut CheckReport) -> Result<()> {
+async fn check_snapshot_trees(
+    reader: &BlobReader<'_>,
+    s: &crate::snapshot::Snapshot,
+    r: &mut CheckReport,
+) -> Result<()> {
     let body = s.body(reader.identity())?;
     let packs: HashSet<Id> = s.payload.packs.iter().copied().collect();
     let mut stack = vec![body.tree];
     let mut seen = HashSet::new();
     let check_blob = |id: &Id, r: &mut CheckReport| match reader.index.get(id) {
-        None => r.errors.push(format!("snapshot {} needs blob {id}, which is in no index", s.id.short())),
+        None => r.errors.push(format!(
+            "snapshot {} needs blob {id}, which is in no index",
+            s.id.short()
+        )),
         Some(loc) if !packs.contains(&loc.pack) => r.errors.push(format!(
             "snapshot {} needs pack {} but does not list it",
             s.id.short(),

@@ -46,7 +46,9 @@ impl ChunkerParams {
             || !(256..=4_194_304).contains(&avg)
             || !(1024..=16_777_216).contains(&max)
         {
-            return bad("sizes out of FastCDC's range (min 64 B-1 MiB, avg 256 B-4 MiB, max 1 KiB-16 MiB)");
+            return bad(
+                "sizes out of FastCDC's range (min 64 B-1 MiB, avg 256 B-4 MiB, max 1 KiB-16 MiB)",
+            );
         }
         if !(min < avg && avg < max) {
             return bad("need min < avg < max");
@@ -102,7 +104,10 @@ impl RepoConfig {
         let c: RepoConfig = serde_json::from_slice(data)
             .map_err(|e| Error::Corrupt(format!("config is unreadable: {e}")))?;
         if c.format != FORMAT_NAME {
-            return Err(Error::Format(format!("config format {:?} is not {FORMAT_NAME}", c.format)));
+            return Err(Error::Format(format!(
+                "config format {:?} is not {FORMAT_NAME}",
+                c.format
+            )));
         }
         if c.version != FORMAT_VERSION {
             return Err(Error::UnsupportedVersion(c.version));

@@ -29,7 +29,9 @@ pub enum Error {
     AmbiguousSnapshot(String),
     #[error("the repository has no snapshots yet")]
     NoSnapshots,
-    #[error("repository damaged: {0}; run `cadang check --read-data` to see everything that is broken")]
+    #[error(
+        "repository damaged: {0}; run `cadang check --read-data` to see everything that is broken"
+    )]
     Corrupt(String),
     #[error("invalid format: {0}")]
     Format(String),

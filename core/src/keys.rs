@@ -121,7 +121,8 @@ impl DataIdentity {
             .map_err(|e| Error::Crypto(e.to_string()))?;
         let mut out = Vec::new();
         let mut w = enc.wrap_output(&mut out).map_err(Error::crypto)?;
-        w.write_all(self.encode().as_bytes()).map_err(Error::crypto)?;
+        w.write_all(self.encode().as_bytes())
+            .map_err(Error::crypto)?;
         w.finish().map_err(Error::crypto)?;
         Ok(out)
     }
@@ -198,7 +199,9 @@ impl RepoSecret {
     }
 
     fn d(&self) -> &Derived {
-        self.derived.as_ref().expect("derived keys are set on construction")
+        self.derived
+            .as_ref()
+            .expect("derived keys are set on construction")
     }
 
     pub fn from_json(data: &[u8]) -> Result<RepoSecret> {

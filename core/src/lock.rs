@@ -133,12 +133,17 @@ impl BackupLock {
         let name = format!("backup-{}", Id::random().short());
         let mut info = LockInfo::new("backup");
         let encode = |i: &LockInfo| serde_json::to_vec(i).expect("serialisable");
-        backend.write_new(FileKind::Locks, &name, encode(&info)).await?;
+        backend
+            .write_new(FileKind::Locks, &name, encode(&info))
+            .await?;
         // Marks are read only after the lock is durable: a prune that does not
         // see this lock wrote its mark before, so the mark is seen here.
         let marks = read_marks(backend.as_ref()).await?;
         info.seen_marks = marks.iter().map(|(n, _)| n.clone()).collect();
-        let excluded_packs = marks.iter().flat_map(|(_, m)| m.packs.iter().copied()).collect();
+        let excluded_packs = marks
+            .iter()
+            .flat_map(|(_, m)| m.packs.iter().copied())
+            .collect();
         backend.write(FileKind::Locks, &name, encode(&info)).await?;
 
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
@@ -182,7 +187,10 @@ pub struct PruneLock {
 impl PruneLock {
     pub async fn acquire(backend: Arc<dyn Backend>) -> Result<PruneLock> {
         let data = serde_json::to_vec(&LockInfo::new("prune")).expect("serialisable");
-        match backend.write_new(FileKind::Locks, PRUNE_LOCK, data.clone()).await {
+        match backend
+            .write_new(FileKind::Locks, PRUNE_LOCK, data.clone())
+            .await
+        {
             Ok(()) => Ok(PruneLock { backend }),
             Err(BackendError::AlreadyExists { .. }) => {
                 let held = backend.read(FileKind::Locks, PRUNE_LOCK).await?;

@@ -178,16 +178,22 @@ fn looks_incompressible(raw: &[u8]) -> bool {
 pub fn parse_trailer(stored: &[u8]) -> Result<PackTrailer> {
     let n = stored.len();
     if n < 12 || &stored[n - 8..] != MAGIC {
-        return Err(Error::Corrupt("pack has no cadang trailer (truncated?)".into()));
+        return Err(Error::Corrupt(
+            "pack has no cadang trailer (truncated?)".into(),
+        ));
     }
     let tlen = u32::from_le_bytes(stored[n - 12..n - 8].try_into().expect("4 bytes")) as usize;
     if tlen + 12 > n {
-        return Err(Error::Corrupt("pack trailer length is beyond the pack".into()));
+        return Err(Error::Corrupt(
+            "pack trailer length is beyond the pack".into(),
+        ));
     }
     let t: PackTrailer = serde_json::from_slice(&stored[n - 12 - tlen..n - 12])
         .map_err(|e| Error::Corrupt(format!("pack trailer: {e}")))?;
     if t.age_length as usize != n - 12 - tlen {
-        return Err(Error::Corrupt("pack trailer does not match the pack's size".into()));
+        return Err(Error::Corrupt(
+            "pack trailer does not match the pack's size".into(),
+        ));
     }
     Ok(t)
 }
@@ -216,14 +222,21 @@ pub fn decrypt_blob_range(
 
 /// Turns a stored blob back into its chunk and checks its id when the
 /// repository secret is at hand.
-pub fn decode_blob(stored: &[u8], entry: &BlobEntry, secret: Option<&RepoSecret>) -> Result<Vec<u8>> {
+pub fn decode_blob(
+    stored: &[u8],
+    entry: &BlobEntry,
+    secret: Option<&RepoSecret>,
+) -> Result<Vec<u8>> {
     let raw = match entry.compression {
         Compression::None => stored.to_vec(),
         Compression::Zstd => zstd::bulk::decompress(stored, entry.raw_length as usize)
             .map_err(|e| Error::Corrupt(format!("blob {} does not decompress: {e}", entry.id)))?,
     };
     if raw.len() != entry.raw_length as usize {
-        return Err(Error::Corrupt(format!("blob {} has the wrong length", entry.id)));
+        return Err(Error::Corrupt(format!(
+            "blob {} has the wrong length",
+            entry.id
+        )));
     }
     if let Some(s) = secret {
         if s.chunk_id(&raw) != entry.id {
@@ -255,7 +268,9 @@ mod tests {
         let secret = RepoSecret::generate();
         let mut b = PackBuilder::new(BlobKind::Data, identity.recipient(), 3).unwrap();
         let text = b"Peraturan Bupati tentang SPBE ".repeat(2000);
-        let noise: Vec<u8> = (0..50_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let noise: Vec<u8> = (0..50_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         for chunk in [&text[..], &noise[..]] {
             b.add(secret.chunk_id(chunk), chunk).unwrap();
         }
@@ -276,7 +291,10 @@ mod tests {
         }
 
         let other = DataIdentity::generate();
-        assert!(matches!(decrypt_pack(&sealed.data, &other), Err(Error::WrongKey)));
+        assert!(matches!(
+            decrypt_pack(&sealed.data, &other),
+            Err(Error::WrongKey)
+        ));
         let mut truncated = sealed.data.clone();
         truncated.truncate(truncated.len() - 3);
         assert!(parse_trailer(&truncated).is_err());

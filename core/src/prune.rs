@@ -19,7 +19,11 @@ use crate::session::write_index;
 
 pub async fn forget(repo: &Repository, ids: &[Id]) -> Result<()> {
     for id in ids {
-        match repo.backend().delete(FileKind::Snapshots, &id.to_hex()).await {
+        match repo
+            .backend()
+            .delete(FileKind::Snapshots, &id.to_hex())
+            .await
+        {
             Ok(()) | Err(BackendError::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
@@ -45,7 +49,10 @@ async fn referenced_packs(repo: &Repository) -> Result<HashSet<Id>> {
             "refusing to prune: snapshot {name} is unreadable ({e}); its packs cannot be told apart from garbage. Run `cadang check` and repair or forget it first"
         )));
     }
-    Ok(snapshots.iter().flat_map(|s| s.payload.packs.iter().copied()).collect())
+    Ok(snapshots
+        .iter()
+        .flat_map(|s| s.payload.packs.iter().copied())
+        .collect())
 }
 
 /// A lock belongs to a live backup unless it is stale, or it is from this
@@ -79,7 +86,10 @@ async fn prune_locked(repo: &Repository) -> Result<PruneReport> {
     // 1. Mark packs that no snapshot needs and no earlier mark holds.
     let referenced = referenced_packs(repo).await?;
     let marks = lock::read_marks(b.as_ref()).await?;
-    let already: HashSet<Id> = marks.iter().flat_map(|(_, m)| m.packs.iter().copied()).collect();
+    let already: HashSet<Id> = marks
+        .iter()
+        .flat_map(|(_, m)| m.packs.iter().copied())
+        .collect();
     let candidates: Vec<Id> = b
         .list(FileKind::Packs)
         .await?
@@ -94,7 +104,8 @@ async fn prune_locked(repo: &Repository) -> Result<PruneReport> {
             packs: candidates,
         };
         let data = serde_json::to_vec(&mark).expect("serialisable");
-        b.write_new(FileKind::Pending, &Id::of_bytes(&data).to_hex(), data).await?;
+        b.write_new(FileKind::Pending, &Id::of_bytes(&data).to_hex(), data)
+            .await?;
     }
 
     // 2. Sweep every mark that all live backups have seen. Locks are read
@@ -110,14 +121,20 @@ async fn prune_locked(repo: &Repository) -> Result<PruneReport> {
     let mut doomed: HashSet<Id> = HashSet::new();
     let mut swept = Vec::new();
     for (name, m) in &marks {
-        let blockers: Vec<&lock::LockInfo> = live.iter().filter(|l| !l.seen_marks.contains(name)).collect();
+        let blockers: Vec<&lock::LockInfo> = live
+            .iter()
+            .filter(|l| !l.seen_marks.contains(name))
+            .collect();
         if blockers.is_empty() {
             doomed.extend(m.packs.iter().filter(|p| !referenced.contains(p)));
             swept.push(name.clone());
         } else {
             report.deferred_marks += 1;
             for l in blockers {
-                let who = format!("{} backup on {} (pid {}) since {}", l.kind, l.host, l.pid, l.created);
+                let who = format!(
+                    "{} backup on {} (pid {}) since {}",
+                    l.kind, l.host, l.pid, l.created
+                );
                 if !report.deferred_by.contains(&who) {
                     report.deferred_by.push(who);
                 }
@@ -134,11 +151,17 @@ async fn prune_locked(repo: &Repository) -> Result<PruneReport> {
                 Err(BackendError::NotFound { .. }) => continue,
                 Err(e) => return Err(e.into()),
             };
-            let Ok(idx) = IndexFile::parse(&f.name, &data) else { continue };
+            let Ok(idx) = IndexFile::parse(&f.name, &data) else {
+                continue;
+            };
             if !idx.packs.iter().any(|p| doomed.contains(&p.id)) {
                 continue;
             }
-            let keep: Vec<_> = idx.packs.into_iter().filter(|p| !doomed.contains(&p.id)).collect();
+            let keep: Vec<_> = idx
+                .packs
+                .into_iter()
+                .filter(|p| !doomed.contains(&p.id))
+                .collect();
             if !keep.is_empty() {
                 write_index(repo, keep).await?;
             }

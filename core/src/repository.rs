@@ -67,7 +67,11 @@ impl Repository {
             .write_new(FileKind::Keys, IDENTITY_FILE, identity.wrap(passphrase)?)
             .await?;
         backend
-            .write_new(FileKind::Keys, SECRET_FILE, recipient.encrypt(&secret.to_json())?)
+            .write_new(
+                FileKind::Keys,
+                SECRET_FILE,
+                recipient.encrypt(&secret.to_json())?,
+            )
             .await?;
         let repo = Repository {
             backend,
@@ -169,9 +173,10 @@ impl Repository {
     pub async fn unlock(&self, passphrase: &str) -> Result<DataIdentity> {
         let wrapped = self.backend.read(FileKind::Keys, IDENTITY_FILE).await?;
         let passphrase = passphrase.to_string();
-        let identity = tokio::task::spawn_blocking(move || DataIdentity::unwrap(&wrapped, &passphrase))
-            .await
-            .map_err(|e| Error::Crypto(e.to_string()))??;
+        let identity =
+            tokio::task::spawn_blocking(move || DataIdentity::unwrap(&wrapped, &passphrase))
+                .await
+                .map_err(|e| Error::Crypto(e.to_string()))??;
         self.check_identity(&identity)?;
         Ok(identity)
     }
@@ -265,7 +270,10 @@ impl Repository {
         if size < 12 {
             return Err(Error::Corrupt(format!("pack {name} is too short")));
         }
-        let tail = self.backend.read_range(FileKind::Packs, &name, size - 12, 12).await?;
+        let tail = self
+            .backend
+            .read_range(FileKind::Packs, &name, size - 12, 12)
+            .await?;
         if &tail[4..] != pack::MAGIC {
             return Err(Error::Corrupt(format!("pack {name} has no trailer")));
         }
@@ -283,7 +291,9 @@ impl Repository {
         let t: pack::PackTrailer = serde_json::from_slice(&buf[..tlen as usize])
             .map_err(|e| Error::Corrupt(format!("pack {name} trailer: {e}")))?;
         if t.age_length + tlen + 12 != size {
-            return Err(Error::Corrupt(format!("pack {name} trailer does not match its size")));
+            return Err(Error::Corrupt(format!(
+                "pack {name} trailer does not match its size"
+            )));
         }
         Ok(t.blobs)
     }
@@ -346,9 +356,15 @@ impl<'a> BlobReader<'a> {
             .index
             .get(id)
             .ok_or_else(|| Error::Corrupt(format!("blob {id} is not in any index")))?;
-        let plain = self.pack_plain(&loc.pack, loc.kind == BlobKind::Tree).await?;
+        let plain = self
+            .pack_plain(&loc.pack, loc.kind == BlobKind::Tree)
+            .await?;
         let entry = loc.entry(*id);
-        pack::decode_blob(pack::blob_slice(&plain, &entry)?, &entry, Some(&self.secret))
+        pack::decode_blob(
+            pack::blob_slice(&plain, &entry)?,
+            &entry,
+            Some(&self.secret),
+        )
     }
 
     pub async fn load_tree(&self, id: &Id) -> Result<Tree> {

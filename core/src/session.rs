@@ -86,7 +86,11 @@ impl BackupSession {
     }
 
     pub fn new_pack(&self, kind: BlobKind) -> Result<PackBuilder> {
-        PackBuilder::new(kind, self.recipient.clone(), self.repo.config.compression.level)
+        PackBuilder::new(
+            kind,
+            self.recipient.clone(),
+            self.repo.config.compression.level,
+        )
     }
 
     pub fn pack_size(&self) -> u64 {
@@ -97,7 +101,10 @@ impl BackupSession {
     /// repository or this session already has it.
     pub fn claim(&self, id: Id) -> bool {
         if let Some(loc) = self.index.get(&id) {
-            self.referenced.lock().expect("not poisoned").insert(loc.pack);
+            self.referenced
+                .lock()
+                .expect("not poisoned")
+                .insert(loc.pack);
             return false;
         }
         self.claimed.lock().expect("not poisoned").insert(id)
@@ -287,7 +294,11 @@ async fn upload_loop(
 
 pub(crate) async fn write_index(repo: &Repository, packs: Vec<IndexPack>) -> Result<Id> {
     let (id, data) = IndexFile::new(packs).encode();
-    match repo.backend().write_new(FileKind::Index, &id.to_hex(), data).await {
+    match repo
+        .backend()
+        .write_new(FileKind::Index, &id.to_hex(), data)
+        .await
+    {
         Ok(()) | Err(BackendError::AlreadyExists { .. }) => Ok(id),
         Err(e) => Err(e.into()),
     }
@@ -303,7 +314,9 @@ async fn recover_unindexed(
     let listed = repo.backend().list(FileKind::Packs).await?;
     let mut found = Vec::new();
     for f in listed {
-        let Ok(id) = f.name.parse::<Id>() else { continue };
+        let Ok(id) = f.name.parse::<Id>() else {
+            continue;
+        };
         if index.pack_size(&id).is_some() || excluded.contains(&id) {
             continue;
         }
@@ -313,7 +326,9 @@ async fn recover_unindexed(
                 size: f.size,
                 blobs,
             }),
-            Err(e) => tracing::warn!(pack = %id, error = %e, "unindexed pack has no readable trailer; leaving it to prune"),
+            Err(e) => {
+                tracing::warn!(pack = %id, error = %e, "unindexed pack has no readable trailer; leaving it to prune")
+            }
         }
     }
     let n = found.len();

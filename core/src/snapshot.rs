@@ -129,7 +129,9 @@ impl Snapshot {
         let signer = AgentPublicKey::from_hex(&f.signer)?;
         let sig = hex::decode(&f.signature).unwrap_or_default();
         if !signer.verify(f.payload.as_bytes(), &sig) {
-            return Err(Error::Corrupt(format!("snapshots/{name} has an invalid signature")));
+            return Err(Error::Corrupt(format!(
+                "snapshots/{name} has an invalid signature"
+            )));
         }
         let payload: SnapshotPayload = serde_json::from_str(&f.payload)
             .map_err(|e| Error::Corrupt(format!("snapshots/{name} payload: {e}")))?;

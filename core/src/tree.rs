@@ -74,7 +74,10 @@ impl<'de> Deserialize<'de> for FileName {
             fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<FileName, E> {
                 Ok(FileName(v.as_bytes().to_vec()))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> std::result::Result<FileName, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> std::result::Result<FileName, A::Error> {
                 let mut out = None;
                 while let Some(k) = m.next_key::<String>()? {
                     if k == "hex" {
@@ -180,12 +183,23 @@ mod tests {
         assert_eq!(j, r#"{"hex":"61fffe7a"}"#);
         assert_eq!(serde_json::from_str::<FileName>(&j).unwrap(), n);
         let u = FileName(b"laporan keuangan.pdf".to_vec());
-        assert_eq!(serde_json::to_string(&u).unwrap(), r#""laporan keuangan.pdf""#);
+        assert_eq!(
+            serde_json::to_string(&u).unwrap(),
+            r#""laporan keuangan.pdf""#
+        );
     }
 
     #[test]
     fn unsafe_components_are_recognised() {
-        for bad in [&b""[..], b".", b"..", b"../etc", b"a/b", b"/abs", b"nul\0byte"] {
+        for bad in [
+            &b""[..],
+            b".",
+            b"..",
+            b"../etc",
+            b"a/b",
+            b"/abs",
+            b"nul\0byte",
+        ] {
             assert!(!FileName(bad.to_vec()).is_safe_component(), "{bad:?}");
         }
         assert!(FileName(b"..hidden".to_vec()).is_safe_component());

@@ -10,9 +10,14 @@ fn fail(what: &str) -> String {
 
 /// Runs every check; returns the first violated expectation.
 pub async fn run(b: &dyn Backend) -> Result<(), String> {
-    b.create().await.map_err(|e| fail(&format!("create: {e}")))?;
+    b.create()
+        .await
+        .map_err(|e| fail(&format!("create: {e}")))?;
     for kind in FileKind::ALL_DIRS {
-        let l = b.list(kind).await.map_err(|e| fail(&format!("list {kind}: {e}")))?;
+        let l = b
+            .list(kind)
+            .await
+            .map_err(|e| fail(&format!("list {kind}: {e}")))?;
         if !l.is_empty() {
             return Err(fail(&format!("{kind} is not empty in a new store")));
         }
@@ -22,14 +27,24 @@ pub async fn run(b: &dyn Backend) -> Result<(), String> {
         Err(BackendError::NotFound { .. }) => {}
         other => return Err(fail(&format!("reading a missing file gave {other:?}"))),
     }
-    if b.stat(FileKind::Index, "00ff").await.map_err(|e| fail(&e.to_string()))?.is_some() {
+    if b.stat(FileKind::Index, "00ff")
+        .await
+        .map_err(|e| fail(&e.to_string()))?
+        .is_some()
+    {
         return Err(fail("stat of a missing file is not None"));
     }
 
     let name = "ab".repeat(32);
     let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-    b.write(FileKind::Packs, &name, data.clone()).await.map_err(|e| fail(&format!("write: {e}")))?;
-    if b.read(FileKind::Packs, &name).await.map_err(|e| fail(&e.to_string()))? != data {
+    b.write(FileKind::Packs, &name, data.clone())
+        .await
+        .map_err(|e| fail(&format!("write: {e}")))?;
+    if b.read(FileKind::Packs, &name)
+        .await
+        .map_err(|e| fail(&e.to_string()))?
+        != data
+    {
         return Err(fail("read returned other bytes than written"));
     }
     let part = b
@@ -39,42 +54,83 @@ pub async fn run(b: &dyn Backend) -> Result<(), String> {
     if part != data[1000..1500] {
         return Err(fail("read_range returned the wrong bytes"));
     }
-    if b.read_range(FileKind::Packs, &name, 99_990, 100).await.is_ok() {
-        return Err(fail("read_range past the end must fail, not return a short read"));
+    if b.read_range(FileKind::Packs, &name, 99_990, 100)
+        .await
+        .is_ok()
+    {
+        return Err(fail(
+            "read_range past the end must fail, not return a short read",
+        ));
     }
-    if b.stat(FileKind::Packs, &name).await.map_err(|e| fail(&e.to_string()))? != Some(100_000) {
+    if b.stat(FileKind::Packs, &name)
+        .await
+        .map_err(|e| fail(&e.to_string()))?
+        != Some(100_000)
+    {
         return Err(fail("stat size differs from what was written"));
     }
-    let listed = b.list(FileKind::Packs).await.map_err(|e| fail(&e.to_string()))?;
+    let listed = b
+        .list(FileKind::Packs)
+        .await
+        .map_err(|e| fail(&e.to_string()))?;
     if listed.len() != 1 || listed[0].name != name || listed[0].size != 100_000 {
         return Err(fail(&format!("list gave {listed:?}")));
     }
 
-    b.write(FileKind::Packs, &name, b"replaced".to_vec()).await.map_err(|e| fail(&e.to_string()))?;
-    if b.read(FileKind::Packs, &name).await.map_err(|e| fail(&e.to_string()))? != b"replaced" {
+    b.write(FileKind::Packs, &name, b"replaced".to_vec())
+        .await
+        .map_err(|e| fail(&e.to_string()))?;
+    if b.read(FileKind::Packs, &name)
+        .await
+        .map_err(|e| fail(&e.to_string()))?
+        != b"replaced"
+    {
         return Err(fail("write did not replace the file"));
     }
 
-    b.write_new(FileKind::Locks, "l1", b"one".to_vec()).await.map_err(|e| fail(&e.to_string()))?;
+    b.write_new(FileKind::Locks, "l1", b"one".to_vec())
+        .await
+        .map_err(|e| fail(&e.to_string()))?;
     match b.write_new(FileKind::Locks, "l1", b"two".to_vec()).await {
         Err(BackendError::AlreadyExists { .. }) => {}
-        other => return Err(fail(&format!("write_new over an existing file gave {other:?}"))),
+        other => {
+            return Err(fail(&format!(
+                "write_new over an existing file gave {other:?}"
+            )))
+        }
     }
-    if b.read(FileKind::Locks, "l1").await.map_err(|e| fail(&e.to_string()))? != b"one" {
+    if b.read(FileKind::Locks, "l1")
+        .await
+        .map_err(|e| fail(&e.to_string()))?
+        != b"one"
+    {
         return Err(fail("a refused write_new changed the file"));
     }
 
-    b.write(FileKind::Config, "config", b"{}".to_vec()).await.map_err(|e| fail(&e.to_string()))?;
-    if b.read(FileKind::Config, "config").await.map_err(|e| fail(&e.to_string()))? != b"{}" {
+    b.write(FileKind::Config, "config", b"{}".to_vec())
+        .await
+        .map_err(|e| fail(&e.to_string()))?;
+    if b.read(FileKind::Config, "config")
+        .await
+        .map_err(|e| fail(&e.to_string()))?
+        != b"{}"
+    {
         return Err(fail("config did not round-trip"));
     }
 
-    b.delete(FileKind::Packs, &name).await.map_err(|e| fail(&format!("delete: {e}")))?;
+    b.delete(FileKind::Packs, &name)
+        .await
+        .map_err(|e| fail(&format!("delete: {e}")))?;
     match b.delete(FileKind::Packs, &name).await {
         Err(BackendError::NotFound { .. }) => {}
         other => return Err(fail(&format!("deleting a missing file gave {other:?}"))),
     }
-    if !b.list(FileKind::Packs).await.map_err(|e| fail(&e.to_string()))?.is_empty() {
+    if !b
+        .list(FileKind::Packs)
+        .await
+        .map_err(|e| fail(&e.to_string()))?
+        .is_empty()
+    {
         return Err(fail("a deleted file is still listed"));
     }
     for bad in ["../escape", "a/b", "", ".hidden"] {
@@ -110,6 +166,9 @@ mod tests {
     async fn missing_store_is_unavailable_not_empty() {
         let b = LocalBackend::new("/nonexistent/cadang/store".into());
         use super::super::{Backend, BackendError, FileKind};
-        assert!(matches!(b.list(FileKind::Snapshots).await, Err(BackendError::Unavailable { .. })));
+        assert!(matches!(
+            b.list(FileKind::Snapshots).await,
+            Err(BackendError::Unavailable { .. })
+        ));
     }
 }

@@ -225,7 +225,8 @@ impl Backend for LocalBackend {
         let path = self.path(kind, name)?;
         let what = Self::what(kind, name);
         blocking(move || {
-            let tmp = write_temp(&path, &data).map_err(|e| BackendError::from_io("write", what.clone(), e))?;
+            let tmp = write_temp(&path, &data)
+                .map_err(|e| BackendError::from_io("write", what.clone(), e))?;
             if let Err(e) = fs::rename(&tmp, &path) {
                 let _ = fs::remove_file(&tmp);
                 return Err(BackendError::from_io("write", what, e));
@@ -241,7 +242,8 @@ impl Backend for LocalBackend {
         let what = Self::what(kind, name);
         let name = name.to_string();
         blocking(move || {
-            let tmp = write_temp(&path, &data).map_err(|e| BackendError::from_io("write", what.clone(), e))?;
+            let tmp = write_temp(&path, &data)
+                .map_err(|e| BackendError::from_io("write", what.clone(), e))?;
             // link(2) fails if the destination exists, which gives create-only
             // semantics without ever exposing a partial file.
             let linked = fs::hard_link(&tmp, &path);

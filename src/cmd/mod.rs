@@ -1,0 +1,4 @@
+pub mod backup;
+pub mod maint;
+pub mod read;
+pub mod repo;

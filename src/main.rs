@@ -1,0 +1,107 @@
+//! `cadang`: the operator's front door.
+
+mod cmd;
+mod ui;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// cadang — encrypted, deduplicated backups and disaster recovery for
+/// regional government data centers.
+///
+/// Secrets never go on the command line: the custodian's passphrase comes
+/// from CADANG_PASSPHRASE or a prompt on the terminal.
+#[derive(Parser)]
+#[command(name = "cadang", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a repository or manage its keys.
+    #[command(subcommand)]
+    Repo(RepoCommand),
+    /// Back up paths, or the output of a command (database dumps).
+    Backup(cmd::backup::BackupArgs),
+    /// List snapshots (keyless; host and tags with --credentials, paths with the custodian key).
+    Snapshots(cmd::read::SnapshotsArgs),
+    /// List the files in a snapshot (custodian key needed).
+    Ls(cmd::read::LsArgs),
+    /// Write one file of a snapshot to standard output (custodian key needed).
+    Dump(cmd::read::DumpArgs),
+    /// Restore a snapshot into a directory (custodian key needed).
+    Restore(cmd::read::RestoreArgs),
+    /// Verify the repository (keyless; --deep decrypts with the custodian key).
+    Check(cmd::maint::CheckArgs),
+    /// Remove snapshots by a retention policy (keyless), optionally pruning data.
+    Forget(cmd::maint::ForgetArgs),
+    /// Delete packs no snapshot needs (keyless; safe beside running backups).
+    Prune(cmd::maint::PruneArgs),
+}
+
+#[derive(Subcommand)]
+enum RepoCommand {
+    /// Create a repository and its keys, and write the agent's credential file.
+    Init(cmd::repo::InitArgs),
+    /// Write the data identity to a file (for --identity), after the passphrase.
+    ExportIdentity(cmd::repo::ExportIdentityArgs),
+    /// Enroll one more agent: write a new credential file (needs the custodian key).
+    AddAgent(cmd::repo::AddAgentArgs),
+}
+
+/// The store a command works on.
+#[derive(Args, Clone)]
+pub struct RepoArg {
+    /// The store: a directory path.
+    #[arg(long = "repo", value_name = "STORE")]
+    pub repo: String,
+}
+
+/// Where the custodian's key comes from.
+#[derive(Args, Clone)]
+pub struct KeyArgs {
+    /// An age identity file (AGE-SECRET-KEY-...) instead of the passphrase.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    ui::init_logging();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Repo(RepoCommand::Init(a)) => cmd::repo::init(a).await,
+            Command::Repo(RepoCommand::ExportIdentity(a)) => cmd::repo::export_identity(a).await,
+            Command::Repo(RepoCommand::AddAgent(a)) => cmd::repo::add_agent(a).await,
+            Command::Backup(a) => cmd::backup::run(a).await,
+            Command::Snapshots(a) => cmd::read::snapshots(a).await,
+            Command::Ls(a) => cmd::read::ls(a).await,
+            Command::Dump(a) => cmd::read::dump(a).await,
+            Command::Restore(a) => cmd::read::restore(a).await,
+            Command::Check(a) => cmd::maint::check(a).await,
+            Command::Forget(a) => cmd::maint::forget(a).await,
+            Command::Prune(a) => cmd::maint::prune(a).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {}", ui::describe(&e));
+            ExitCode::from(1)
+        }
+    }
+}
