@@ -11,8 +11,8 @@ use crate::backend::BackendError;
 pub enum Error {
     #[error(transparent)]
     Backend(#[from] BackendError),
-    #[error("no cadang repository at {0}: the directory does not exist (check the --repo path, or create one with `cadang repo init`)")]
-    NoRepository(String),
+    #[error("no cadang repository at {location}: {reason} (check the --repo path, or create one with `cadang repo init`)")]
+    NoRepository { location: String, reason: String },
     #[error("{0} is not a cadang repository (it has no config file); check the --repo path or create one with `cadang repo init`")]
     NotARepository(String),
     #[error("a repository already exists at {0}; refusing to overwrite it")]

@@ -105,8 +105,8 @@ impl Repository {
             Err(BackendError::NotFound { .. }) => {
                 return Err(Error::NotARepository(backend.location()));
             }
-            Err(BackendError::Unavailable { .. }) => {
-                return Err(Error::NoRepository(backend.location()));
+            Err(BackendError::Unavailable { location, reason }) => {
+                return Err(Error::NoRepository { location, reason });
             }
             Err(e) => return Err(e.into()),
         };

@@ -57,8 +57,22 @@ impl TestRepo {
         let repo = dir.path().join("repo");
         let creds = dir.path().join("agent.credentials");
         let cache = dir.path().join("cache");
-        ok(&["repo", "init", "--repo", s(&repo), "--pd", "DINKES", "--agent-credentials", s(&creds)]);
-        TestRepo { dir, repo, creds, cache }
+        ok(&[
+            "repo",
+            "init",
+            "--repo",
+            s(&repo),
+            "--pd",
+            "DINKES",
+            "--agent-credentials",
+            s(&creds),
+        ]);
+        TestRepo {
+            dir,
+            repo,
+            creds,
+            cache,
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -67,7 +81,16 @@ impl TestRepo {
 
     /// Backs up `paths` and returns the JSON summary.
     pub fn backup(&self, paths: &[&Path], extra: &[&str]) -> serde_json::Value {
-        let mut args = vec!["backup", "--repo", s(&self.repo), "--credentials", s(&self.creds), "--cache-dir", s(&self.cache), "--json"];
+        let mut args = vec![
+            "backup",
+            "--repo",
+            s(&self.repo),
+            "--credentials",
+            s(&self.creds),
+            "--cache-dir",
+            s(&self.cache),
+            "--json",
+        ];
         args.extend_from_slice(extra);
         args.extend(paths.iter().map(|p| s(p)));
         serde_json::from_str(&ok(&args)).expect("backup --json prints JSON")
@@ -78,11 +101,24 @@ impl TestRepo {
     }
 
     pub fn restore(&self, snapshot: &str, target: &Path) {
-        ok(&["restore", "--repo", s(&self.repo), snapshot, "--target", s(target)]);
+        ok(&[
+            "restore",
+            "--repo",
+            s(&self.repo),
+            snapshot,
+            "--target",
+            s(target),
+        ]);
     }
 
     pub fn check(&self, extra: &[&str]) -> Output {
-        let mut args = vec!["check", "--repo", s(&self.repo), "--cache-dir", s(&self.cache)];
+        let mut args = vec![
+            "check",
+            "--repo",
+            s(&self.repo),
+            "--cache-dir",
+            s(&self.cache),
+        ];
         args.extend_from_slice(extra);
         run(&args)
     }
@@ -97,7 +133,11 @@ pub fn dir_size(p: &Path) -> u64 {
     let mut total = 0;
     for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
         let m = e.metadata().unwrap();
-        total += if m.is_dir() { dir_size(&e.path()) } else { m.len() };
+        total += if m.is_dir() {
+            dir_size(&e.path())
+        } else {
+            m.len()
+        };
     }
     total
 }
@@ -126,17 +166,34 @@ pub fn tree_listing(root: &Path) -> Vec<String> {
         let m = std::fs::symlink_metadata(&p).unwrap();
         let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
         let kind = if m.file_type().is_symlink() {
-            format!("link->{}", std::fs::read_link(&p).unwrap().to_string_lossy())
+            format!(
+                "link->{}",
+                std::fs::read_link(&p).unwrap().to_string_lossy()
+            )
         } else if m.is_dir() {
-            let mut names: Vec<_> = std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()).collect();
+            let mut names: Vec<_> = std::fs::read_dir(&p)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
             names.sort();
             stack.extend(names);
             "dir".into()
         } else {
-            format!("file:{}", blake3::hash(&std::fs::read(&p).unwrap()).to_hex())
+            format!(
+                "file:{}",
+                blake3::hash(&std::fs::read(&p).unwrap()).to_hex()
+            )
         };
-        let mtime = if m.is_dir() || m.file_type().is_symlink() { 0 } else { m.mtime() * 1_000_000_000 + m.mtime_nsec() };
-        out.push(format!("{rel} {kind} mode={:o} size={} mtime={mtime}", m.mode() & 0o7777, if m.is_dir() { 0 } else { m.size() }));
+        let mtime = if m.is_dir() || m.file_type().is_symlink() {
+            0
+        } else {
+            m.mtime() * 1_000_000_000 + m.mtime_nsec()
+        };
+        out.push(format!(
+            "{rel} {kind} mode={:o} size={} mtime={mtime}",
+            m.mode() & 0o7777,
+            if m.is_dir() { 0 } else { m.size() }
+        ));
     }
     out.sort();
     out

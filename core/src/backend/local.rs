@@ -51,6 +51,10 @@ impl LocalBackend {
                 location: self.location(),
                 reason: "it is not a directory".into(),
             }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(BackendError::Unavailable {
+                location: self.location(),
+                reason: "the directory does not exist".into(),
+            }),
             Err(e) => Err(BackendError::Unavailable {
                 location: self.location(),
                 reason: e.to_string(),

@@ -75,7 +75,7 @@ pub enum BackendError {
     NotFound { kind: FileKind, name: String },
     #[error("{kind}/{name} already exists in the store")]
     AlreadyExists { kind: FileKind, name: String },
-    #[error("store at {location} is not reachable or not a directory: {reason}")]
+    #[error("store at {location} cannot be used: {reason}")]
     Unavailable { location: String, reason: String },
     #[error("the store is full: no space left while writing {what}; free space or move the store, then run the command again (nothing half-written was kept)")]
     NoSpace { what: String },
