@@ -1,6 +1,7 @@
 //! `cadang`: the operator's front door.
 
 mod cmd;
+mod store;
 mod ui;
 
 use std::path::PathBuf;
@@ -56,7 +57,7 @@ enum RepoCommand {
 /// The store a command works on.
 #[derive(Args, Clone)]
 pub struct RepoArg {
-    /// The store: a directory path.
+    /// The store: a directory path, or s3://BUCKET/PREFIX?endpoint=...&region=...
     #[arg(long = "repo", value_name = "STORE")]
     pub repo: String,
 }

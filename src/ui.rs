@@ -5,7 +5,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use cadang_core::backend::open_store;
 use cadang_core::keys::{Credentials, DataIdentity};
 use cadang_core::Repository;
 
@@ -44,8 +43,8 @@ pub fn describe(e: &anyhow::Error) -> String {
 }
 
 pub async fn open_repo(store: &str) -> Result<Arc<Repository>> {
-    let backend = open_store(store)?;
-    Ok(Arc::new(Repository::open(backend.into()).await?))
+    let backend = crate::store::open_store(store)?;
+    Ok(Arc::new(Repository::open(backend).await?))
 }
 
 pub fn passphrase(confirm: bool) -> Result<String> {

@@ -1,10 +1,9 @@
 //! `cadang repo ...`: create a repository, export the identity, enroll agents.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
+use crate::store::open_store;
 use anyhow::{Context, Result};
-use cadang_core::backend::open_store;
 use cadang_core::config::ChunkerParams;
 use cadang_core::keys::{AgentKey, Credentials};
 use cadang_core::Repository;
@@ -65,7 +64,7 @@ pub async fn init(a: InitArgs) -> Result<u8> {
     let passphrase = ui::passphrase(true)?;
     let backend = open_store(&a.repo.repo)?;
     let agent = a.agent_name.unwrap_or_else(cadang_core::lock::hostname);
-    let out = Repository::init(Arc::from(backend), pd, &agent, &passphrase, chunker).await?;
+    let out = Repository::init(backend, pd, &agent, &passphrase, chunker).await?;
     ui::write_private(&a.agent_credentials, &out.credentials.to_json())?;
     println!(
         "created repository {} for PD {pd} at {}",

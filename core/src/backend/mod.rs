@@ -94,6 +94,17 @@ pub enum BackendError {
     },
     #[error("invalid file name {0:?} for the store")]
     InvalidName(String),
+    #[error("{kind}/{name} is under retention (Object Lock) until {until}; the store refuses to delete it before then")]
+    Locked {
+        kind: FileKind,
+        name: String,
+        until: String,
+    },
+    #[error("store at {location} does not support {feature}")]
+    Unsupported {
+        location: String,
+        feature: &'static str,
+    },
 }
 
 impl BackendError {
@@ -157,15 +168,45 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// Size of a file, or `None` if it does not exist.
     async fn stat(&self, kind: FileKind, name: &str) -> BackendResult<Option<u64>>;
+
+    /// Writes like `write`, and asks the store to refuse deleting or
+    /// overwriting the file until `until` (S3 Object Lock, compliance mode).
+    /// Only stores that can enforce it accept: a lock the store does not
+    /// enforce would be a promise nobody keeps.
+    async fn write_retained(
+        &self,
+        kind: FileKind,
+        name: &str,
+        data: Vec<u8>,
+        until: std::time::SystemTime,
+    ) -> BackendResult<()> {
+        let _ = (kind, name, data, until);
+        Err(BackendError::Unsupported {
+            location: self.location(),
+            feature: "Object Lock retention",
+        })
+    }
+
+    /// When the store will let the file be deleted, if it is under retention.
+    async fn retained_until(
+        &self,
+        kind: FileKind,
+        name: &str,
+    ) -> BackendResult<Option<std::time::SystemTime>> {
+        let _ = (kind, name);
+        Ok(None)
+    }
 }
 
-/// Opens a store from the `--repo` argument. Only local directories exist in
-/// this version; `s3://` URLs are recognised so the message is clear.
+/// Opens a local-directory store from a `--repo` argument. The binary
+/// dispatches `s3://` URLs to the S3 backend before calling this; here they
+/// are refused with a clear message rather than taken for a directory name.
 pub fn open_store(url: &str) -> BackendResult<Box<dyn Backend>> {
     if url.starts_with("s3://") {
         return Err(BackendError::Unavailable {
             location: url.to_string(),
-            reason: "S3 stores are not supported by this build yet; use a directory path".into(),
+            reason: "S3 stores are opened by the cadang binary (cadang-s3), not by this function"
+                .into(),
         });
     }
     let path = url.strip_prefix("file://").unwrap_or(url);

@@ -1,0 +1,16 @@
+//! The one place a `--repo`/`--from`/`--to` argument becomes a store.
+//!
+//! The repository-format crate knows only the `Backend` trait; which
+//! implementations exist is the binary's business, so the dispatch lives here.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use cadang_core::backend::{open_store as open_local, Backend};
+
+pub fn open_store(url: &str) -> Result<Arc<dyn Backend>> {
+    if url.starts_with("s3://") {
+        return Ok(Arc::new(cadang_s3::S3Backend::from_url(url)?));
+    }
+    Ok(Arc::from(open_local(url)?))
+}
