@@ -275,7 +275,14 @@ impl Backend for S3Backend {
         let data = Bytes::from(data);
         match self.put(&key, data.clone(), true).await {
             Ok(()) => Ok(()),
-            Err(f) if f.is_precondition_failed() => Err(exists()),
+            // A retry of this very PUT after its answer was lost finds the
+            // object it created. The bytes tell: the same bytes are our own
+            // write (or an identical one, which is just as good); anything
+            // else is a real conflict.
+            Err(f) if f.is_precondition_failed() => match self.read(kind, name).await {
+                Ok(existing) if existing == data => Ok(()),
+                _ => Err(exists()),
+            },
             Err(f) if f.is_not_implemented() => {
                 tracing::warn!(key, "the S3 server does not support conditional writes (If-None-Match); writing after a HEAD check only");
                 self.put(&key, data, false)

@@ -25,6 +25,9 @@
 //!   PUT, evaluated atomically by the server), preceded by a HEAD so that
 //!   servers which ignore the condition still refuse the common case. See
 //!   [`S3Backend`]'s `write_new` for the remaining race on such servers.
+//!   When the condition fails, the existing object is compared with the
+//!   bytes being written: equal bytes count as success, because that is what
+//!   a retried PUT whose first answer was lost finds.
 //! * **`read_range` never returns a short read**: S3 answers a range that
 //!   runs past the end with the bytes it has, and this backend turns that
 //!   into an error as the contract asks.

@@ -22,7 +22,7 @@ async fn conformance_suite_passes() {
         "{puts:?}"
     );
     // Everything landed under the prefix, in the local backend's layout.
-    let root = server.root.path().join(BUCKET);
+    let root = server.bucket_path(BUCKET);
     assert!(root.join("repos/one/config").is_file());
     assert!(root.join("repos/one/locks/l1").is_file());
     assert_eq!(
@@ -46,7 +46,7 @@ async fn conformance_suite_passes_at_the_bucket_root_with_checksums_when_require
         !puts.is_empty() && puts.iter().all(|r| !r.checksum),
         "{puts:?}"
     );
-    assert!(server.root.path().join(BUCKET).join("config").is_file());
+    assert!(server.bucket_path(BUCKET).join("config").is_file());
 }
 
 #[tokio::test]
@@ -220,7 +220,7 @@ async fn list_follows_pagination_and_ignores_foreign_keys() {
         r.unwrap().unwrap();
     }
     // Keys that cadang never writes: a folder marker and a nested file.
-    let dir = server.root.path().join(BUCKET).join("many/index");
+    let dir = server.bucket_path(BUCKET).join("many/index");
     std::fs::create_dir(dir.join("nested")).unwrap();
     std::fs::write(dir.join("nested/x"), b"x").unwrap();
 
