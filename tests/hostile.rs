@@ -653,6 +653,29 @@ fn help_and_usage_errors() {
     ] {
         assert!(text.contains(cmd), "--help does not list {cmd}: {text}");
     }
+    // Secrets never on the command line: no command takes one as an option.
+    for cmd in [
+        &["repo", "init"][..],
+        &["repo", "export-identity"][..],
+        &["repo", "add-agent"][..],
+        &["backup"][..],
+        &["snapshots"][..],
+        &["ls"][..],
+        &["dump"][..],
+        &["restore"][..],
+        &["check"][..],
+        &["forget"][..],
+        &["prune"][..],
+    ] {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        let out = run(&args);
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        for secret in ["--passphrase", "--password", "--secret", "--access-key"] {
+            assert!(!text.contains(secret), "{args:?} offers {secret}: {text}");
+        }
+    }
     let out = run(&["backup", "--help"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);

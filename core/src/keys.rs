@@ -37,6 +37,7 @@ fn random32() -> [u8; 32] {
 pub struct DataRecipient(age::x25519::Recipient);
 
 /// The PD's data identity (private half). Only the Wali Data may unwrap it.
+#[derive(Clone)]
 pub struct DataIdentity(age::x25519::Identity);
 
 impl DataRecipient {

@@ -341,7 +341,13 @@ impl<'a> BlobReader<'a> {
             return Ok(p.clone());
         }
         let stored = self.repo.read_pack(pack).await?;
-        let plain = Arc::new(pack::decrypt_pack(&stored, self.identity)?);
+        // Decryption is CPU work: off the async threads, so that several
+        // packs in flight decrypt on several cores.
+        let identity = self.identity.clone();
+        let plain = tokio::task::spawn_blocking(move || pack::decrypt_pack(&stored, &identity))
+            .await
+            .map_err(|e| Error::Corrupt(format!("decrypting pack {pack} stopped: {e}")))??;
+        let plain = Arc::new(plain);
         if cache {
             self.cache
                 .lock()
