@@ -289,7 +289,8 @@ impl Failure {
                 unavailable(self.region_hint(t, &text))
             }
             "AccessDenied" | "AllAccessDisabled" | "AccountProblem" => denied(format!(
-                "{text}; give this user s3:GetObject, s3:PutObject, s3:DeleteObject and s3:ListBucket on \
+                "{text}; give this user s3:GetObject, s3:PutObject, s3:DeleteObject (and s3:DeleteObjectVersion on a \
+                 versioned bucket) and s3:ListBucket on \
                  bucket \"{}\" and the repository prefix",
                 t.bucket
             )),

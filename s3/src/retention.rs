@@ -47,6 +47,14 @@ pub(crate) fn format_time(t: SystemTime) -> String {
         .unwrap_or_else(|_| format!("{t:?}"))
 }
 
+/// Retention not yet over, with five minutes of grace for a server whose
+/// clock is behind ours (a denied delete after the date is a permission
+/// problem, and is reported as one).
+fn still_retained(head: &HeadInfo) -> bool {
+    head.retain_until
+        .is_some_and(|t| t + std::time::Duration::from_secs(300) > SystemTime::now())
+}
+
 /// The result of removing one version.
 pub(crate) enum Removed {
     Gone,
@@ -174,9 +182,7 @@ impl S3Backend {
             match self.remove_version(key, &head).await {
                 Ok(Removed::Gone) => return Ok(()),
                 Ok(Removed::More) => removed_any = true,
-                Err(f)
-                    if f.is_access_denied() && (head.retain_until.is_some() || head.legal_hold) =>
-                {
+                Err(f) if f.is_access_denied() && (still_retained(&head) || head.legal_hold) => {
                     let until = match head.retain_until {
                         Some(t) if head.legal_hold => {
                             format!("{} and while its legal hold is on", format_time(t))
