@@ -42,6 +42,10 @@ enum Command {
     Forget(cmd::maint::ForgetArgs),
     /// Delete packs no snapshot needs (keyless; safe beside running backups).
     Prune(cmd::maint::PruneArgs),
+    /// Copy the repository (or what is new since an earlier export) to a mounted disk (keyless).
+    Export(cmd::export::ExportArgs),
+    /// Verify an export and load it into a store (--verify-only: check it offline).
+    Import(cmd::export::ImportArgs),
 }
 
 #[derive(Subcommand)]
@@ -96,6 +100,8 @@ fn main() -> ExitCode {
             Command::Check(a) => cmd::maint::check(a).await,
             Command::Forget(a) => cmd::maint::forget(a).await,
             Command::Prune(a) => cmd::maint::prune(a).await,
+            Command::Export(a) => cmd::export::export(a).await,
+            Command::Import(a) => cmd::export::import(a).await,
         }
     });
     match result {

@@ -21,6 +21,7 @@ pub mod check;
 pub mod chunker;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod id;
 pub mod index;
 pub mod keys;

@@ -4,8 +4,18 @@
 //! needs, in two steps (mark, then sweep) so that a backup running at the
 //! same time never loses a pack it uses; see the `lock` module for the
 //! protocol and why it is safe.
+//!
+//! Files under retention (S3 Object Lock) cannot be deleted before their
+//! date. Both commands ask `retained_until` before deleting and keep such
+//! files, and list them in their report (`locked`); that is not an error,
+//! because the retention was set on purpose. Prune keeps a locked pack *and*
+//! its index entries, keeps every pack that a locked index file mentions
+//! (so no index is ever left pointing at a deleted pack), and keeps a mark
+//! whose packs could not all go, so the next prune after the date finishes
+//! the job.
 
 use std::collections::HashSet;
+use std::time::SystemTime;
 
 use serde::Serialize;
 
@@ -17,18 +27,70 @@ use crate::lock::{self, PruneLock, PruneMark};
 use crate::repository::Repository;
 use crate::session::write_index;
 
-pub async fn forget(repo: &Repository, ids: &[Id]) -> Result<()> {
+/// A file kept because the store holds it under retention.
+#[derive(Debug, Clone, Serialize)]
+pub struct LockedFile {
+    pub kind: String,
+    pub name: String,
+    /// RFC 3339 (or the store's own words, e.g. for a legal hold).
+    pub until: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct ForgetReport {
+    pub deleted: usize,
+    /// Snapshot files under Object Lock: still there, still counted by prune.
+    pub locked: Vec<LockedFile>,
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// What happened to one delete.
+enum Deleted {
+    Yes,
+    Missing,
+    Locked(LockedFile),
+}
+
+/// Deletes a file unless the store holds it under retention.
+async fn delete_unless_locked(repo: &Repository, kind: FileKind, name: &str) -> Result<Deleted> {
+    let b = repo.backend();
+    let locked = |until: String| {
+        Deleted::Locked(LockedFile {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            until,
+        })
+    };
+    if let Some(t) = b.retained_until(kind, name).await? {
+        return Ok(locked(rfc3339(t)));
+    }
+    match b.delete(kind, name).await {
+        Ok(()) => Ok(Deleted::Yes),
+        Err(BackendError::NotFound { .. }) => Ok(Deleted::Missing),
+        // The store's clock disagrees with ours, or a legal hold.
+        Err(BackendError::Locked { until, .. }) => Ok(locked(until)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn forget(repo: &Repository, ids: &[Id]) -> Result<ForgetReport> {
+    let mut report = ForgetReport::default();
     for id in ids {
-        match repo
-            .backend()
-            .delete(FileKind::Snapshots, &id.to_hex())
-            .await
-        {
-            Ok(()) | Err(BackendError::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
+        match delete_unless_locked(repo, FileKind::Snapshots, &id.to_hex()).await? {
+            Deleted::Yes => report.deleted += 1,
+            Deleted::Missing => {}
+            Deleted::Locked(l) => report.locked.push(l),
         }
     }
-    Ok(())
+    Ok(report)
+}
+
+/// How long the latest of `locked` stays locked (RFC 3339 dates sort as text).
+pub fn latest_until(locked: &[LockedFile]) -> Option<&str> {
+    locked.iter().map(|l| l.until.as_str()).max()
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -40,6 +102,9 @@ pub struct PruneReport {
     /// Marks kept because a running backup has not seen them yet.
     pub deferred_marks: usize,
     pub deferred_by: Vec<String>,
+    /// Files that would have been deleted but are under retention (Object
+    /// Lock); they stay, with the index entries for them.
+    pub locked: Vec<LockedFile>,
 }
 
 async fn referenced_packs(repo: &Repository) -> Result<HashSet<Id>> {
@@ -142,8 +207,22 @@ async fn prune_locked(repo: &Repository) -> Result<PruneReport> {
         }
     }
 
-    // 3. Index first, then packs: a crash in between leaves unindexed
-    //    garbage (removed next time), never an index pointing at nothing.
+    // 3. Retention: a locked pack stays, and so do its index entries. An
+    //    index file that cannot be deleted keeps every pack it lists, so no
+    //    index is left pointing at a deleted pack.
+    let mut locked_packs: HashSet<Id> = HashSet::new();
+    for p in &doomed {
+        if let Some(t) = b.retained_until(FileKind::Packs, &p.to_hex()).await? {
+            locked_packs.insert(*p);
+            report.locked.push(LockedFile {
+                kind: FileKind::Packs.to_string(),
+                name: p.to_hex(),
+                until: rfc3339(t),
+            });
+        }
+    }
+    doomed.retain(|p| !locked_packs.contains(p));
+    let mut rewrite = Vec::new();
     if !doomed.is_empty() {
         for f in b.list(FileKind::Index).await? {
             let data = match b.read(FileKind::Index, &f.name).await {
@@ -157,34 +236,88 @@ async fn prune_locked(repo: &Repository) -> Result<PruneReport> {
             if !idx.packs.iter().any(|p| doomed.contains(&p.id)) {
                 continue;
             }
-            let keep: Vec<_> = idx
-                .packs
-                .into_iter()
-                .filter(|p| !doomed.contains(&p.id))
-                .collect();
-            if !keep.is_empty() {
-                write_index(repo, keep).await?;
-            }
-            b.delete(FileKind::Index, &f.name).await?;
-            report.rewritten_index_files += 1;
-        }
-        for p in &doomed {
-            let name = p.to_hex();
-            let size = b.stat(FileKind::Packs, &name).await?.unwrap_or(0);
-            match b.delete(FileKind::Packs, &name).await {
-                Ok(()) => {
-                    report.deleted_packs += 1;
-                    report.deleted_bytes += size;
+            if let Some(t) = b.retained_until(FileKind::Index, &f.name).await? {
+                for p in &idx.packs {
+                    if doomed.contains(&p.id) {
+                        locked_packs.insert(p.id);
+                    }
                 }
-                Err(BackendError::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
+                report.locked.push(LockedFile {
+                    kind: FileKind::Index.to_string(),
+                    name: f.name.clone(),
+                    until: rfc3339(t),
+                });
+                continue;
             }
+            rewrite.push((f.name, idx));
         }
     }
-    for name in swept {
-        match b.delete(FileKind::Pending, &name).await {
+    doomed.retain(|p| !locked_packs.contains(p));
+
+    // 4. Index first, then packs: a crash in between leaves unindexed
+    //    garbage (removed next time), never an index pointing at nothing.
+    for (name, idx) in rewrite {
+        if !idx.packs.iter().any(|p| doomed.contains(&p.id)) {
+            // Only packs kept for a locked index file: nothing to change.
+            continue;
+        }
+        let (gone, keep): (Vec<_>, Vec<_>) =
+            idx.packs.into_iter().partition(|p| doomed.contains(&p.id));
+        if !keep.is_empty() {
+            write_index(repo, keep).await?;
+        }
+        match b.delete(FileKind::Index, &name).await {
             Ok(()) | Err(BackendError::NotFound { .. }) => {}
+            // Locked since we asked: it still lists these packs, so they stay.
+            Err(BackendError::Locked { kind, name, until }) => {
+                locked_packs.extend(gone.iter().map(|p| p.id));
+                report.locked.push(LockedFile {
+                    kind: kind.to_string(),
+                    name,
+                    until,
+                });
+                continue;
+            }
             Err(e) => return Err(e.into()),
+        }
+        report.rewritten_index_files += 1;
+    }
+    doomed.retain(|p| !locked_packs.contains(p));
+    for p in &doomed {
+        let name = p.to_hex();
+        let size = b.stat(FileKind::Packs, &name).await?.unwrap_or(0);
+        match b.delete(FileKind::Packs, &name).await {
+            Ok(()) => {
+                report.deleted_packs += 1;
+                report.deleted_bytes += size;
+            }
+            Err(BackendError::NotFound { .. }) => {}
+            // Its index entries are gone already: it is now unindexed
+            // garbage that a later prune removes once the lock expires.
+            Err(BackendError::Locked { kind, name, until }) => {
+                locked_packs.insert(*p);
+                report.locked.push(LockedFile {
+                    kind: kind.to_string(),
+                    name,
+                    until,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // A mark whose packs could not all go stays for a later prune.
+    let swept: Vec<String> = swept
+        .into_iter()
+        .filter(|name| {
+            marks
+                .iter()
+                .find(|(n, _)| n == name)
+                .is_none_or(|(_, m)| !m.packs.iter().any(|p| locked_packs.contains(p)))
+        })
+        .collect();
+    for name in swept {
+        if let Deleted::Locked(l) = delete_unless_locked(repo, FileKind::Pending, &name).await? {
+            report.locked.push(l);
         }
     }
     Ok(report)

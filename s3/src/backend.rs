@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::AtomicBool;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
@@ -293,23 +294,15 @@ impl Backend for S3Backend {
         }
     }
 
-    /// S3's DeleteObject succeeds on a missing key, so a HEAD comes first to
-    /// report `NotFound` as the contract asks. A concurrent delete between
-    /// the two requests is reported as success, which is what it is.
+    /// Removes the object's current version by version id, and any older
+    /// version that becomes current, so that the data is gone and not just
+    /// hidden behind a delete marker (see the `retention` module). A HEAD
+    /// comes first: S3's DeleteObject succeeds on a missing key, and the
+    /// contract asks for `NotFound`. A version under Object Lock is refused
+    /// by the server and reported as `BackendError::Locked` with its date.
     async fn delete(&self, kind: FileKind, name: &str) -> BackendResult<()> {
         let key = self.key(kind, name)?;
-        let op = |f: Failure| self.fail(f, "delete", kind, name);
-        if self.head(&key).await.map_err(op)?.is_none() {
-            return Err(Self::not_found(kind, name));
-        }
-        self.client
-            .delete_object()
-            .bucket(self.bucket())
-            .key(&key)
-            .send()
-            .await
-            .map_err(|e| op(Failure::from_sdk(e)))?;
-        Ok(())
+        self.delete_all_versions(kind, name, &key).await
     }
 
     async fn stat(&self, kind: FileKind, name: &str) -> BackendResult<Option<u64>> {
@@ -317,5 +310,37 @@ impl Backend for S3Backend {
         self.head(&key)
             .await
             .map_err(|f| self.fail(f, "stat", kind, name))
+    }
+
+    /// PutObject with COMPLIANCE retention until `until` and Content-MD5.
+    /// Always one PUT (up to 5 GiB): see [`crate::RETAINED_PUT_LIMIT`].
+    async fn write_retained(
+        &self,
+        kind: FileKind,
+        name: &str,
+        data: Vec<u8>,
+        until: SystemTime,
+    ) -> BackendResult<()> {
+        let key = self.key(kind, name)?;
+        self.put_retained(&key, Bytes::from(data), until)
+            .await
+            .map_err(|f| self.fail(f, "write", kind, name))
+    }
+
+    /// The retain-until date from a HEAD, if it is still in the future.
+    /// (HEAD rather than GetObjectRetention: it needs no extra permission,
+    /// and some servers do not implement GetObjectRetention.)
+    async fn retained_until(
+        &self,
+        kind: FileKind,
+        name: &str,
+    ) -> BackendResult<Option<SystemTime>> {
+        let key = self.key(kind, name)?;
+        let head = self
+            .head_info(&key)
+            .await
+            .map_err(|f| self.fail(f, "stat", kind, name))?;
+        let now = SystemTime::now();
+        Ok(head.and_then(|h| h.retain_until).filter(|t| *t > now))
     }
 }

@@ -158,6 +158,12 @@ impl Failure {
             ) || self.status == Some(412))
     }
 
+    /// The server refused the request for lack of permission (which is also
+    /// how S3 refuses to delete a version under Object Lock).
+    pub(crate) fn is_access_denied(&self) -> bool {
+        self.is_service() && (self.code() == "AccessDenied" || self.status == Some(403))
+    }
+
     /// The requested range starts at or past the end of the object.
     pub(crate) fn is_invalid_range(&self) -> bool {
         self.is_service() && (self.code() == "InvalidRange" || self.status == Some(416))
@@ -265,6 +271,12 @@ impl Failure {
                 unavailable(self.region_hint(t, &text))
             }
             "XAmzContentSHA256Mismatch" => io(self.checksum_hint(t, &text)),
+            _ if self.mentions_object_lock() => io(format!(
+                "the bucket \"{}\" cannot keep objects under Object Lock ({text}): Object Lock can only be \
+                 switched on when a bucket is created; create a new bucket with Object Lock enabled \
+                 (e.g. `aws s3api create-bucket --object-lock-enabled-for-bucket`) and use that one",
+                t.bucket
+            )),
             c if c.contains("QuotaExceeded") => BackendError::NoSpace {
                 what: format!("{} (the bucket's quota is used up: {text})", t.location),
             },
@@ -277,7 +289,8 @@ impl Failure {
                 unavailable(self.region_hint(t, &text))
             }
             "AccessDenied" | "AllAccessDisabled" | "AccountProblem" => denied(format!(
-                "{text}; give this user s3:GetObject, s3:PutObject, s3:DeleteObject and s3:ListBucket on \
+                "{text}; give this user s3:GetObject, s3:PutObject, s3:DeleteObject (and s3:DeleteObjectVersion on a \
+                 versioned bucket) and s3:ListBucket on \
                  bucket \"{}\" and the repository prefix",
                 t.bucket
             )),
@@ -290,6 +303,12 @@ impl Failure {
             )),
             _ => io(format!("the S3 server answered {text}")),
         }
+    }
+
+    /// A retained write to a bucket without Object Lock.
+    fn mentions_object_lock(&self) -> bool {
+        let m = self.message.as_deref().unwrap_or("").to_ascii_lowercase();
+        self.status == Some(400) && (m.contains("objectlock") || m.contains("object lock"))
     }
 
     fn mentions_checksums(&self) -> bool {

@@ -40,6 +40,28 @@
 //!   `AWS_PROFILE`). The EC2 metadata service is never asked, because off
 //!   EC2 it only hangs.
 //!
+//! # Object Lock, versioning and what `delete` means
+//!
+//! `write_retained` puts an object in COMPLIANCE mode with a retain-until
+//! date and a Content-MD5 (S3 demands a checksum on Object Lock PUTs even
+//! in `checksums=when-required` mode; MD5 is the one every server knows).
+//! Retained objects always go up in one PUT, up to 5 GiB
+//! ([`RETAINED_PUT_LIMIT`]): packs are about 16 MiB, so multipart (a
+//! checksum per part) is not needed. `retained_until` reads the date from a
+//! HEAD (some servers lack GetObjectRetention).
+//!
+//! Object Lock requires a versioned bucket, and there a plain DeleteObject
+//! only adds a delete marker: it answers "success" for a locked object and
+//! merely hides it. cadang never wants that, so **`delete` removes the
+//! current version by its version id** (taken from a HEAD), then any older
+//! version that becomes current, until the key is gone. A locked version is
+//! refused by the server with AccessDenied; the HEAD's retention date (or
+//! legal hold) turns that into `BackendError::Locked` with the date, which
+//! prune reports as "kept". On a bucket without versioning the HEAD carries
+//! no version id and a plain DeleteObject is sent, as before. Versions that
+//! were already hidden behind a delete marker (by other tools) are left to
+//! the bucket's lifecycle rules (`NoncurrentVersionExpiration`).
+//!
 //! # Which checksum mode
 //!
 //! Since 2025 the AWS SDK adds a CRC32 checksum to every upload, sent as a
@@ -65,9 +87,11 @@ mod errors;
 mod layout;
 mod multipart;
 mod requests;
+mod retention;
 mod url;
 
 pub use backend::{S3Backend, SINGLE_PUT_LIMIT};
 pub use client::{S3Options, StaticCredentials};
 pub use multipart::{part_size, PART_SIZE};
+pub use retention::RETAINED_PUT_LIMIT;
 pub use url::{S3Url, UrlError};

@@ -49,34 +49,7 @@ impl S3Backend {
 
     /// Size of the object at `key`, or `None`.
     pub(crate) async fn head(&self, key: &str) -> Result<Option<u64>, Failure> {
-        match self
-            .client
-            .head_object()
-            .bucket(self.bucket())
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(o) => {
-                self.saw_bucket();
-                let len = o
-                    .content_length()
-                    .and_then(|l| u64::try_from(l).ok())
-                    .ok_or_else(|| {
-                        Failure::local(format!("HEAD {key} answered without a Content-Length"))
-                    })?;
-                Ok(Some(len))
-            }
-            Err(e) => {
-                let f = Failure::from_sdk(e);
-                if f.is_not_found() {
-                    self.confirm_bucket().await?;
-                    Ok(None)
-                } else {
-                    Err(f)
-                }
-            }
-        }
+        Ok(self.head_info(key).await?.map(|h| h.size))
     }
 
     /// GETs `key` (or a range of it) into memory, refusing more than `limit`

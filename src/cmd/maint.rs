@@ -160,9 +160,11 @@ pub async fn forget(a: ForgetArgs) -> Result<u8> {
         .collect();
     let decisions = retention::apply(&policy, &candidates);
     let remove: Vec<_> = decisions.iter().filter(|d| !d.keep).map(|d| d.id).collect();
-    if !a.dry_run {
-        prune::forget(&repo, &remove).await?;
-    }
+    let forget_report = if a.dry_run {
+        prune::ForgetReport::default()
+    } else {
+        prune::forget(&repo, &remove).await?
+    };
     let prune_report = if a.prune && !a.dry_run {
         Some(prune::prune(&repo).await?)
     } else {
@@ -175,6 +177,7 @@ pub async fn forget(a: ForgetArgs) -> Result<u8> {
                 "id": d.id.to_hex(), "time": d.time.to_rfc3339(), "group": d.group,
                 "keep": d.keep, "reasons": d.reasons,
             })).collect::<Vec<_>>(),
+            "locked": forget_report.locked,
             "prune": prune_report,
         }))?;
     } else {
@@ -196,8 +199,9 @@ pub async fn forget(a: ForgetArgs) -> Result<u8> {
         println!(
             "{} kept, {} removed",
             decisions.len() - remove.len(),
-            remove.len()
+            remove.len() - forget_report.locked.len()
         );
+        print_locked("forget", "snapshot", &forget_report.locked);
         if let Some(r) = &prune_report {
             print_prune(r);
         }
@@ -219,6 +223,31 @@ fn print_prune(r: &prune::PruneReport) {
             r.deferred_marks,
             r.deferred_by.join("; ")
         );
+    }
+    print_locked("prune", "", &r.locked);
+}
+
+/// "N files are under Object Lock until DATE and were kept", with the
+/// files themselves when there are few.
+fn print_locked(cmd: &str, what: &str, locked: &[prune::LockedFile]) {
+    let Some(until) = prune::latest_until(locked) else {
+        return;
+    };
+    let what = if what.is_empty() {
+        String::new()
+    } else {
+        format!("{what} ")
+    };
+    println!(
+        "{cmd}: {} {what}file(s) are under Object Lock until {until} at the latest and were kept; \
+         the store refuses to delete them before then (a later {cmd} removes them)",
+        locked.len()
+    );
+    for l in locked.iter().take(10) {
+        println!("  kept {}/{} (locked until {})", l.kind, l.name, l.until);
+    }
+    if locked.len() > 10 {
+        println!("  ... and {} more (see --json)", locked.len() - 10);
     }
 }
 

@@ -1,4 +1,5 @@
 pub mod backup;
+pub mod export;
 pub mod maint;
 pub mod read;
 pub mod repo;
