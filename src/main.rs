@@ -48,6 +48,24 @@ enum Command {
     Import(cmd::export::ImportArgs),
 }
 
+/// glibc gives each thread that allocates its own heap arena (up to 8 per
+/// core), each arena keeps the pack-sized buffers it has freed, and its
+/// dynamic mmap threshold soon sends 16 MiB buffers to those heaps too.
+/// Backup and restore pass packs between many blocking threads, so the peak
+/// memory grew with the thread count instead of the packs in flight. Two
+/// arenas, and a fixed 4 MiB threshold above which buffers are mapped and
+/// unmapped whole, keep it at what is in flight (bench: restore peak RSS
+/// 235 MiB -> 60 MiB, same wall time).
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator tunables; called before any other
+    // thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+    }
+}
+
 #[derive(Subcommand)]
 enum RepoCommand {
     /// Create a repository and its keys, and write the agent's credential file.
@@ -75,6 +93,7 @@ pub struct KeyArgs {
 }
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     ui::init_logging();
     let rt = match tokio::runtime::Builder::new_multi_thread()

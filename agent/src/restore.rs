@@ -187,6 +187,8 @@ pub async fn restore(
     let body = snapshot.body(reader.identity())?;
     let includes = plan::Includes::parse(&opts.include)?;
     let mut plan = plan::build(reader, snapshot, body.tree, &opts.target, &includes).await?;
+    // The trees are read; their packs need not stay in memory beside the data.
+    reader.forget_cached();
 
     let progress = Reporter::new(opts.progress.clone(), &plan);
     progress.phase(RestorePhase::Creating);
@@ -308,10 +310,11 @@ struct Lanes<'r, 'a> {
     outcome: Mutex<DataOutcome>,
 }
 
-/// Phase 3: reads each needed pack once and writes its chunks. Three lanes
-/// take packs from one queue, so three packs are in flight at most, each
-/// holding one pack's plaintext (the pack size, 16 MiB by default): while
-/// one lane downloads and decrypts, the others write on blocking threads.
+/// Phase 3: reads each needed pack once and writes its chunks. Two lanes
+/// take packs from one queue, so two packs are in flight at most, each
+/// holding one stored pack (16 MiB by default) and one chunk; the plaintext
+/// is decrypted as it is written. While one lane downloads, the other
+/// decrypts and writes on a blocking thread: two cores stay busy.
 async fn write_data(
     reader: &BlobReader<'_>,
     chunks: Vec<Chunk>,
@@ -334,10 +337,9 @@ async fn write_data(
         progress,
         outcome: Mutex::new(DataOutcome::default()),
     };
-    let (a, b, c) = tokio::join!(lane(&lanes), lane(&lanes), lane(&lanes));
+    let (a, b) = tokio::join!(lane(&lanes), lane(&lanes));
     a?;
     b?;
-    c?;
     Ok(lanes.outcome.into_inner().expect("not poisoned"))
 }
 
@@ -347,10 +349,14 @@ async fn lane(l: &Lanes<'_, '_>) -> Result<(), RestoreError> {
         let Some((pack, chunks)) = next else {
             return Ok(());
         };
-        let result = match l.reader.pack_plain(&pack, false).await {
-            Ok(plain) => {
+        let result = match l.reader.pack_stored(&pack).await {
+            Ok(stored) => {
                 let (files, secret) = (l.files.clone(), l.secret.clone());
-                blocking(move || write::write_pack(&pack, &plain, &chunks, &files, &secret)).await?
+                let identity = l.reader.identity().clone();
+                blocking(move || {
+                    write::write_pack(&pack, &stored, &identity, &chunks, &files, &secret)
+                })
+                .await?
             }
             Err(e) => write::PackOutcome::unreadable(&pack, &e.to_string(), &chunks, &l.files),
         };

@@ -38,8 +38,7 @@ impl IndexFile {
                 "index/{name} does not match its hash (truncated or altered)"
             )));
         }
-        let f: IndexFile = serde_json::from_slice(data)
-            .map_err(|e| Error::Corrupt(format!("index/{name} is unreadable: {e}")))?;
+        let f: IndexFile = crate::compact::decode(data, &format!("index/{name}"))?;
         if f.version != 1 {
             return Err(Error::UnsupportedVersion(f.version));
         }
@@ -47,7 +46,7 @@ impl IndexFile {
     }
 
     pub fn encode(&self) -> (Id, Vec<u8>) {
-        let data = serde_json::to_vec(self).expect("serialisable");
+        let data = crate::compact::encode(self);
         (Id::of_bytes(&data), data)
     }
 }

@@ -19,6 +19,7 @@
 pub mod backend;
 pub mod check;
 pub mod chunker;
+mod compact;
 pub mod config;
 pub mod error;
 pub mod export;

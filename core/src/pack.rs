@@ -146,7 +146,7 @@ impl PackBuilder {
             age_length: data.len() as u64,
             blobs,
         };
-        let t = serde_json::to_vec(&trailer).expect("serialisable");
+        let t = crate::compact::encode(&trailer);
         data.extend_from_slice(&t);
         data.extend_from_slice(&(t.len() as u32).to_le_bytes());
         data.extend_from_slice(MAGIC);
@@ -188,8 +188,7 @@ pub fn parse_trailer(stored: &[u8]) -> Result<PackTrailer> {
             "pack trailer length is beyond the pack".into(),
         ));
     }
-    let t: PackTrailer = serde_json::from_slice(&stored[n - 12 - tlen..n - 12])
-        .map_err(|e| Error::Corrupt(format!("pack trailer: {e}")))?;
+    let t: PackTrailer = crate::compact::decode(&stored[n - 12 - tlen..n - 12], "pack trailer")?;
     if t.age_length as usize != n - 12 - tlen {
         return Err(Error::Corrupt(
             "pack trailer does not match the pack's size".into(),
@@ -202,6 +201,33 @@ pub fn parse_trailer(stored: &[u8]) -> Result<PackTrailer> {
 pub fn decrypt_pack(stored: &[u8], identity: &DataIdentity) -> Result<Vec<u8>> {
     let t = parse_trailer(stored)?;
     identity.decrypt(&stored[..t.age_length as usize])
+}
+
+/// The decrypted stream of a whole stored pack, decrypted segment by segment
+/// (64 KiB) as it is read, so that a reader never holds a pack's plaintext.
+pub fn open_stream<'a>(
+    stored: &'a [u8],
+    identity: &DataIdentity,
+) -> Result<age::stream::StreamReader<std::io::Cursor<&'a [u8]>>> {
+    let t = parse_trailer(stored)?;
+    identity.decrypt_reader(std::io::Cursor::new(&stored[..t.age_length as usize]))
+}
+
+/// Reads the stored bytes of `entry` from a pack stream into `buf`. Reading
+/// blobs in offset order decrypts each segment once.
+pub fn read_blob<'b, R: Read + Seek>(
+    stream: &mut R,
+    entry: &BlobEntry,
+    buf: &'b mut Vec<u8>,
+) -> Result<&'b [u8]> {
+    stream
+        .seek(SeekFrom::Start(entry.offset))
+        .map_err(|e| Error::Corrupt(format!("pack stream: {e}")))?;
+    buf.resize(entry.length as usize, 0);
+    stream
+        .read_exact(buf)
+        .map_err(|e| Error::Corrupt(format!("pack stream: {e}")))?;
+    Ok(buf)
 }
 
 /// Decrypts only the STREAM segments that hold `entry`. `age_part` is the age

@@ -288,8 +288,8 @@ impl Repository {
         buf.extend_from_slice(&tail);
         // parse_trailer checks age_length against the layout, so give it a
         // view whose length equals the pack's.
-        let t: pack::PackTrailer = serde_json::from_slice(&buf[..tlen as usize])
-            .map_err(|e| Error::Corrupt(format!("pack {name} trailer: {e}")))?;
+        let t: pack::PackTrailer =
+            crate::compact::decode(&buf[..tlen as usize], &format!("pack {name} trailer"))?;
         if t.age_length + tlen + 12 != size {
             return Err(Error::Corrupt(format!(
                 "pack {name} trailer does not match its size"
@@ -333,6 +333,16 @@ impl<'a> BlobReader<'a> {
 
     pub fn repo(&self) -> &Repository {
         self.repo
+    }
+
+    /// A pack's stored bytes, checked against its name (not decrypted).
+    pub async fn pack_stored(&self, pack: &Id) -> Result<Vec<u8>> {
+        self.repo.read_pack(pack).await
+    }
+
+    /// Drops the cached tree packs (after a restore has planned, say).
+    pub fn forget_cached(&self) {
+        self.cache.lock().expect("not poisoned").clear();
     }
 
     /// Decrypted plaintext of a pack, cached for tree packs.

@@ -17,7 +17,7 @@ use std::os::unix::fs::{
 };
 use std::path::{Path, PathBuf};
 
-use cadang_core::keys::RepoSecret;
+use cadang_core::keys::{DataIdentity, RepoSecret};
 use cadang_core::pack;
 use cadang_core::Id;
 
@@ -266,17 +266,25 @@ impl PackOutcome {
 /// writes it to each of its places.
 pub(super) fn write_pack(
     pack: &Id,
-    plain: &[u8],
+    stored: &[u8],
+    identity: &DataIdentity,
     chunks: &[Chunk],
     files: &[FileTarget],
     secret: &RepoSecret,
 ) -> PackOutcome {
+    // The plaintext is decrypted as the chunks (sorted by offset) are read,
+    // never held whole: a lane holds the stored pack and one chunk.
+    let mut stream = match pack::open_stream(stored, identity) {
+        Ok(s) => s,
+        Err(e) => return PackOutcome::unreadable(pack, &e.to_string(), chunks, files),
+    };
+    let mut buf = Vec::new();
     let mut out = PackOutcome::default();
     let mut open: HashMap<u32, fs::File> = HashMap::new();
     let mut failed: HashSet<u32> = HashSet::new();
     for c in chunks {
         let entry = c.loc.entry(c.id);
-        let data = match pack::blob_slice(plain, &entry)
+        let data = match pack::read_blob(&mut stream, &entry, &mut buf)
             .and_then(|s| pack::decode_blob(s, &entry, Some(secret)))
         {
             Ok(d) => d,
