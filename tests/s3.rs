@@ -161,6 +161,39 @@ fn every_foundation_command_works_with_an_s3_store() {
         fs::read(restored(&one, &wanted)).unwrap(),
         fs::read(&wanted).unwrap()
     );
+    let pack_gets: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.line.starts_with("GET ") && r.line.contains("/packs/"))
+        .collect();
+    assert!(!pack_gets.is_empty(), "no pack was read");
+    let mut fetched = 0u64;
+    for r in &pack_gets {
+        let Some(range) = r.range.as_deref() else {
+            // Tree packs are read whole to plan the restore; data packs
+            // must not be. A tree pack of this small snapshot is a few KiB.
+            let key = r.line["GET /onsite/".len()..].split('?').next().unwrap();
+            let size = fs::metadata(server.bucket_path("onsite").join(key))
+                .unwrap()
+                .len();
+            assert!(
+                size < 256 * 1024,
+                "restoring one file fetched a whole {size}-byte pack: {}",
+                r.line
+            );
+            fetched += size;
+            continue;
+        };
+        let (a, b) = range
+            .trim_start_matches("bytes=")
+            .split_once('-')
+            .expect("bytes=START-END");
+        fetched += b.parse::<u64>().unwrap() - a.parse::<u64>().unwrap() + 1;
+    }
+    assert!(
+        fetched < 2 * 1024 * 1024,
+        "restoring a 1 KiB file fetched {fetched} bytes of packs"
+    );
 
     s3ok(&server, &["check", "--repo", &url, "--read-data"]);
 

@@ -343,18 +343,38 @@ async fn write_data(
     Ok(lanes.outcome.into_inner().expect("not poisoned"))
 }
 
+/// Reads a whole pack when most of it is needed, else only the needed parts
+/// with ranged reads: restoring one file from an S3 store does not fetch
+/// whole 16 MiB packs.
+async fn read_pack(
+    reader: &BlobReader<'_>,
+    pack: &Id,
+    chunks: &[Chunk],
+) -> cadang_core::Result<write::PackBytes> {
+    let needed: u64 = chunks.iter().map(|c| c.loc.length as u64).sum();
+    match reader.index.pack_size(pack) {
+        Some(size) if needed * 4 < size => {
+            let entries: Vec<_> = chunks.iter().map(|c| c.loc.entry(c.id)).collect();
+            Ok(write::PackBytes::AgePart(
+                reader.pack_parts(pack, &entries).await?,
+            ))
+        }
+        _ => Ok(write::PackBytes::Whole(reader.pack_stored(pack).await?)),
+    }
+}
+
 async fn lane(l: &Lanes<'_, '_>) -> Result<(), RestoreError> {
     loop {
         let next = l.queue.lock().expect("not poisoned").next();
         let Some((pack, chunks)) = next else {
             return Ok(());
         };
-        let result = match l.reader.pack_stored(&pack).await {
-            Ok(stored) => {
+        let result = match read_pack(l.reader, &pack, &chunks).await {
+            Ok(bytes) => {
                 let (files, secret) = (l.files.clone(), l.secret.clone());
                 let identity = l.reader.identity().clone();
                 blocking(move || {
-                    write::write_pack(&pack, &stored, &identity, &chunks, &files, &secret)
+                    write::write_pack(&pack, &bytes, &identity, &chunks, &files, &secret)
                 })
                 .await?
             }

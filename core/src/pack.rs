@@ -213,6 +213,69 @@ pub fn open_stream<'a>(
     identity.decrypt_reader(std::io::Cursor::new(&stored[..t.age_length as usize]))
 }
 
+/// The decrypted stream of a pack's age part (the bytes before the trailer).
+pub fn open_age_stream<'a>(
+    age_part: &'a [u8],
+    identity: &DataIdentity,
+) -> Result<age::stream::StreamReader<std::io::Cursor<&'a [u8]>>> {
+    identity.decrypt_reader(std::io::Cursor::new(age_part))
+}
+
+/// age's STREAM: 64 KiB plaintext segments, each followed by a 16-byte tag,
+/// after the header and a 16-byte nonce.
+const SEGMENT: u64 = 64 * 1024;
+const SEGMENT_STORED: u64 = SEGMENT + 16;
+const NONCE: u64 = 16;
+/// Ranges closer than this are read as one.
+pub const MERGE_GAP: u64 = 4 * SEGMENT_STORED;
+
+/// Where the payload (nonce, then segments) starts in an age file whose
+/// first bytes are `head`: after the header's MAC line (`--- <mac>\n`).
+pub fn age_payload_start(head: &[u8]) -> Option<u64> {
+    let mac = head.windows(5).position(|w| w == b"\n--- ")? + 5;
+    let end = head[mac..].iter().position(|&b| b == b'\n')? + mac + 1;
+    Some(end as u64)
+}
+
+/// The byte ranges of an age part (of `age_length` bytes, payload from
+/// `payload_start`) that hold the segments of `entries`, merged when they
+/// are less than [`MERGE_GAP`] apart (one request beats two over a network).
+/// Reading only these, into a buffer otherwise zero, is enough to decrypt
+/// those entries.
+pub fn segment_ranges(
+    entries: &[BlobEntry],
+    payload_start: u64,
+    age_length: u64,
+) -> Vec<(u64, u64)> {
+    let first_segment = payload_start + NONCE;
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    let mut sorted: Vec<&BlobEntry> = entries.iter().collect();
+    sorted.sort_by_key(|e| e.offset);
+    for e in sorted {
+        if e.length == 0 {
+            continue;
+        }
+        let s0 = e.offset / SEGMENT;
+        let s1 = (e.offset + e.length as u64 - 1) / SEGMENT;
+        let start = first_segment + s0 * SEGMENT_STORED;
+        let end = (first_segment + (s1 + 1) * SEGMENT_STORED).min(age_length);
+        match ranges.last_mut() {
+            Some(last) if start <= last.1 + MERGE_GAP => last.1 = last.1.max(end),
+            _ => ranges.push((start, end)),
+        }
+    }
+    ranges
+}
+
+/// The range of the last segment of an age part, which age decrypts to
+/// authenticate the stream's length when a reader seeks to a segment start.
+pub fn last_segment_range(payload_start: u64, age_length: u64) -> Option<(u64, u64)> {
+    let first = payload_start + NONCE;
+    let n = (age_length.checked_sub(first)?).div_ceil(SEGMENT_STORED);
+    let start = first + n.checked_sub(1)? * SEGMENT_STORED;
+    Some((start, age_length))
+}
+
 /// Reads the stored bytes of `entry` from a pack stream into `buf`. Reading
 /// blobs in offset order decrypts each segment once.
 pub fn read_blob<'b, R: Read + Seek>(
@@ -287,6 +350,53 @@ pub fn blob_slice<'a>(plain: &'a [u8], entry: &BlobEntry) -> Result<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each blob decrypts from a buffer holding only the ranges
+    /// `segment_ranges` and `last_segment_range` name, zero elsewhere.
+    #[test]
+    fn blobs_decrypt_from_their_segment_ranges_alone() {
+        let identity = DataIdentity::generate();
+        let secret = RepoSecret::generate();
+        let mut b = PackBuilder::new(BlobKind::Data, identity.recipient(), 3).unwrap();
+        let chunks: Vec<Vec<u8>> = (0..12u32)
+            .map(|n| {
+                (0..(30_000 + n * 41_000))
+                    .map(|i| (i.wrapping_mul(2654435761).wrapping_add(n) >> 13) as u8)
+                    .collect()
+            })
+            .collect();
+        for c in &chunks {
+            b.add(secret.chunk_id(c), c).unwrap();
+        }
+        let sealed = b.seal().unwrap().unwrap();
+        let t = parse_trailer(&sealed.data).unwrap();
+        let age = &sealed.data[..t.age_length as usize];
+        let payload = age_payload_start(&age[..4096]).unwrap();
+        for (i, e) in t.blobs.iter().enumerate() {
+            let mut sparse = vec![0u8; age.len()];
+            sparse[..(payload + NONCE) as usize]
+                .copy_from_slice(&age[..(payload + NONCE) as usize]);
+            let mut ranges = segment_ranges(std::slice::from_ref(e), payload, t.age_length);
+            ranges.extend(last_segment_range(payload, t.age_length));
+            let copied: u64 = ranges.iter().map(|(a, b)| b - a).sum();
+            assert!(
+                copied < t.age_length / 2,
+                "blob {i}: {copied} of {}",
+                t.age_length
+            );
+            for (a, b) in ranges {
+                sparse[a as usize..b as usize].copy_from_slice(&age[a as usize..b as usize]);
+            }
+            let mut stream = open_age_stream(&sparse, &identity).unwrap();
+            let mut buf = Vec::new();
+            let stored = read_blob(&mut stream, e, &mut buf).unwrap();
+            assert_eq!(
+                decode_blob(stored, e, Some(&secret)).unwrap(),
+                chunks[i],
+                "blob {i}"
+            );
+        }
+    }
 
     #[test]
     fn pack_round_trip_and_integrity() {

@@ -264,6 +264,57 @@ impl Repository {
         Ok(data)
     }
 
+    /// Reads only what decrypting `entries` of a pack needs, with ranged
+    /// reads: the age header, the segments holding them, and the last
+    /// segment (age checks the stream's length with it). Returns the pack's
+    /// age part with everything else zero; a large zeroed buffer is mapped
+    /// lazily, so the parts never read cost no memory. Integrity rests on
+    /// age's authenticated segments and the chunk ids, not the pack hash.
+    pub async fn read_pack_parts(
+        &self,
+        pack: &Id,
+        size: u64,
+        entries: &[BlobEntry],
+    ) -> Result<Vec<u8>> {
+        let name = pack.to_hex();
+        let corrupt = |what: &str| Error::Corrupt(format!("pack {name}: {what}"));
+        if size < 12 {
+            return Err(corrupt("too short"));
+        }
+        let tail = self
+            .backend
+            .read_range(FileKind::Packs, &name, size - 12, 12)
+            .await?;
+        if &tail[4..] != pack::MAGIC {
+            return Err(corrupt("no trailer"));
+        }
+        let tlen = u32::from_le_bytes(tail[..4].try_into().expect("4")) as u64;
+        let age_length = size
+            .checked_sub(12 + tlen)
+            .ok_or_else(|| corrupt("trailer is too long"))?;
+        let head_len = age_length.min(4096);
+        let head = self
+            .backend
+            .read_range(FileKind::Packs, &name, 0, head_len)
+            .await?;
+        let payload = pack::age_payload_start(&head)
+            .filter(|p| p + 16 <= head_len)
+            .ok_or_else(|| corrupt("no readable age header"))?;
+        let mut buf = vec![0u8; age_length as usize];
+        buf[..head_len as usize].copy_from_slice(&head);
+        let mut ranges = pack::segment_ranges(entries, payload, age_length);
+        ranges.extend(pack::last_segment_range(payload, age_length));
+        ranges.sort_unstable();
+        for (start, end) in ranges {
+            let part = self
+                .backend
+                .read_range(FileKind::Packs, &name, start, end - start)
+                .await?;
+            buf[start as usize..end as usize].copy_from_slice(&part);
+        }
+        Ok(buf)
+    }
+
     /// Reads a pack's trailer with two ranged reads (keyless).
     pub async fn read_pack_trailer(&self, pack: &Id, size: u64) -> Result<Vec<BlobEntry>> {
         let name = pack.to_hex();
@@ -333,6 +384,16 @@ impl<'a> BlobReader<'a> {
 
     pub fn repo(&self) -> &Repository {
         self.repo
+    }
+
+    /// The parts of a pack that hold `entries` (see
+    /// [`Repository::read_pack_parts`]), when the index knows its size.
+    pub async fn pack_parts(&self, pack: &Id, entries: &[BlobEntry]) -> Result<Vec<u8>> {
+        let size = self
+            .index
+            .pack_size(pack)
+            .ok_or_else(|| Error::Corrupt(format!("pack {pack} is in no index")))?;
+        self.repo.read_pack_parts(pack, size, entries).await
     }
 
     /// A pack's stored bytes, checked against its name (not decrypted).

@@ -29,13 +29,15 @@ pub enum Fault {
 }
 
 /// One request as the server saw it: `METHOD /path?query`, whether it
-/// carried `If-None-Match: *`, a flexible checksum (`x-amz-checksum-*`,
+/// carried `If-None-Match: *`, its `Range`, a flexible checksum (`x-amz-checksum-*`,
 /// `x-amz-trailer`, `x-amz-sdk-checksum-algorithm`), and the fault injected.
 #[derive(Clone, Debug)]
 pub struct Seen {
     pub line: String,
     pub if_none_match: bool,
     pub checksum: bool,
+    /// The `Range` header of a GET, as sent (`bytes=START-END`).
+    pub range: Option<String>,
     pub fault: Option<Fault>,
 }
 
@@ -179,11 +181,17 @@ impl Service<http::Request<Incoming>> for Recording {
                 || h == "x-amz-trailer"
                 || h == "x-amz-sdk-checksum-algorithm"
         });
+        let range = req
+            .headers()
+            .get("range")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let fault = self.choose(&line, req.method());
         self.shared.seen.lock().unwrap().push(Seen {
             line,
             if_none_match,
             checksum,
+            range,
             fault,
         });
         match fault {

@@ -264,9 +264,16 @@ impl PackOutcome {
 
 /// Phase 3 for one decrypted pack: decodes and verifies each chunk, then
 /// writes it to each of its places.
+/// What was read of a pack: all of it, or only the parts the chunks need.
+pub(super) enum PackBytes {
+    Whole(Vec<u8>),
+    /// The age part, zero where nothing was needed.
+    AgePart(Vec<u8>),
+}
+
 pub(super) fn write_pack(
     pack: &Id,
-    stored: &[u8],
+    bytes: &PackBytes,
     identity: &DataIdentity,
     chunks: &[Chunk],
     files: &[FileTarget],
@@ -274,7 +281,11 @@ pub(super) fn write_pack(
 ) -> PackOutcome {
     // The plaintext is decrypted as the chunks (sorted by offset) are read,
     // never held whole: a lane holds the stored pack and one chunk.
-    let mut stream = match pack::open_stream(stored, identity) {
+    let stream = match bytes {
+        PackBytes::Whole(stored) => pack::open_stream(stored, identity),
+        PackBytes::AgePart(age) => pack::open_age_stream(age, identity),
+    };
+    let mut stream = match stream {
         Ok(s) => s,
         Err(e) => return PackOutcome::unreadable(pack, &e.to_string(), chunks, files),
     };
