@@ -50,7 +50,10 @@ impl Chunker {
         mut emit: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<u64, ChunkError<E>> {
         let max = self.params.max_size as usize;
-        let cap = max * 4;
+        // Twice the largest chunk: enough for a whole cut window after every
+        // refill, and the per-worker buffer is what bounds backup memory
+        // (each refill moves at most `max` bytes, a cheap memcpy).
+        let cap = max * 2;
         if self.buf.len() < cap {
             self.buf = vec![0u8; cap];
         }
