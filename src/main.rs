@@ -46,6 +46,10 @@ enum Command {
     Export(cmd::export::ExportArgs),
     /// Verify an export and load it into a store (--verify-only: check it offline).
     Import(cmd::export::ImportArgs),
+    /// Copy what another store lacks, keylessly (on-site store to the DR site).
+    Replicate(cmd::replicate::ReplicateArgs),
+    /// Replace missing or damaged packs and index files from the other site (keyless).
+    Repair(cmd::replicate::RepairArgs),
 }
 
 /// glibc gives each thread that allocates its own heap arena (up to 8 per
@@ -121,6 +125,8 @@ fn main() -> ExitCode {
             Command::Prune(a) => cmd::maint::prune(a).await,
             Command::Export(a) => cmd::export::export(a).await,
             Command::Import(a) => cmd::export::import(a).await,
+            Command::Replicate(a) => cmd::replicate::replicate(a).await,
+            Command::Repair(a) => cmd::replicate::repair(a).await,
         }
     });
     match result {

@@ -54,7 +54,16 @@ impl FileCache {
         let path = dir.join("files.sled");
         let opened = std::fs::create_dir_all(dir)
             .map_err(|e| e.to_string())
-            .and_then(|_| sled::open(&path).map_err(|e| e.to_string()))
+            .and_then(|_| {
+                // sled keeps up to 1 GiB of pages in memory by default; the
+                // cache is read once per file per backup, so a small page
+                // cache costs nothing and keeps the agent's memory bounded.
+                sled::Config::new()
+                    .path(&path)
+                    .cache_capacity(8 * 1024 * 1024)
+                    .open()
+                    .map_err(|e| e.to_string())
+            })
             .and_then(|db| {
                 db.open_tree(repo.to_hex())
                     .map(|t| (db, t))
