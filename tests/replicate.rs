@@ -94,7 +94,10 @@ fn backup_to_s3_replicate_to_a_second_bucket_wipe_the_first_restore_from_the_sec
     let server = S3Server::start();
     server.create_bucket("onsite");
     server.create_bucket("dr-site");
-    let (onsite, dr) = (server.url("onsite", "dinkes"), server.url("dr-site", "dinkes"));
+    let (onsite, dr) = (
+        server.url("onsite", "dinkes"),
+        server.url("dr-site", "dinkes"),
+    );
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("data");
     let creds = dir.path().join("agent.credentials");
