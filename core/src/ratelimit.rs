@@ -1,16 +1,19 @@
 //! A byte-rate limiter for transfers between sites (`--bwlimit`).
 //!
-//! Leaky bucket at the granularity of whole files: a transfer of `n` bytes
-//! may start once the bytes before it have "drained" at the rate, so the
-//! bytes started by time `t` never exceed `rate × t` plus one file. Stores
-//! take whole files (a pack is one atomic write), so a single file is the
-//! finest grain the limiter can pace; with 16 MiB packs and tens of MiB/s
-//! the average holds, but a one-second window can see one pack early.
+//! A leaky bucket: a grant of `n` bytes may go once the bytes before it have
+//! "drained" at the rate, so the bytes sent by time `t` never exceed
+//! `rate × t` plus one grant, plus a credit of 50 ms for pauses (so no
+//! second carries more than 105% of the rate plus one grant). The grain is the caller's: the S3 backend
+//! paces its upload bodies in 64 KiB slices (so no second carries more than
+//! the rate plus 64 KiB); replication to a directory paces whole files.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::sync::Mutex;
 use tokio::time::Instant;
+
+/// Idle time that may be made up afterwards: 5% of a second.
+const CREDIT: Duration = Duration::from_millis(50);
 
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -31,16 +34,22 @@ impl RateLimiter {
         self.bytes_per_sec as u64
     }
 
+    /// Books `n` bytes and returns when they may be sent.
+    pub fn reserve(&self, n: u64) -> Instant {
+        let mut next = self.next_free.lock().expect("not poisoned");
+        let now = Instant::now();
+        // Up to CREDIT of idle time is made up later (a pause while the
+        // next file is read and signed), so the average holds; it bounds a
+        // second's bytes to the rate plus 5% plus one grant.
+        let earliest = now.checked_sub(CREDIT).unwrap_or(now);
+        let start = next.map_or(now, |t| t.max(earliest));
+        *next = Some(start + Duration::from_secs_f64(n as f64 / self.bytes_per_sec));
+        start
+    }
+
     /// Waits until `n` more bytes may be sent.
     pub async fn acquire(&self, n: u64) {
-        let start = {
-            let mut next = self.next_free.lock().await;
-            let now = Instant::now();
-            let start = next.map_or(now, |t| t.max(now));
-            *next = Some(start + Duration::from_secs_f64(n as f64 / self.bytes_per_sec));
-            start
-        };
-        tokio::time::sleep_until(start).await;
+        tokio::time::sleep_until(self.reserve(n)).await;
     }
 }
 
@@ -109,5 +118,28 @@ mod tests {
                 "window at {s}: {in_window} files"
             );
         }
+    }
+
+    /// After a pause, at most the 50 ms credit is made up: a burst stays
+    /// within 5% of a second's worth, and a long pause is not banked.
+    #[tokio::test(start_paused = true)]
+    async fn pauses_earn_a_bounded_credit() {
+        let rate = 1024 * 1024u64;
+        let limiter = RateLimiter::new(rate);
+        limiter.acquire(rate).await; // one second's worth, drained at t=1
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let t0 = Instant::now();
+        let mut sent = 0u64;
+        while limiter.reserve(4096) < t0 + Duration::from_secs(1) {
+            sent += 4096;
+        }
+        assert!(
+            sent as f64 <= rate as f64 * 1.06,
+            "{sent} bytes in one second after a pause"
+        );
+        assert!(
+            sent as f64 >= rate as f64 * 1.04,
+            "{sent}: the credit was not granted"
+        );
     }
 }

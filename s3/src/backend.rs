@@ -25,6 +25,8 @@ pub struct S3Backend {
     /// Set once the bucket answered; a HEAD 404 cannot tell "no such key"
     /// from "no such bucket" until then.
     pub(crate) bucket_seen: AtomicBool,
+    /// Paces upload bodies (`--bwlimit`); see the `throttle` module.
+    pub(crate) pace: Option<std::sync::Arc<cadang_core::ratelimit::RateLimiter>>,
 }
 
 impl fmt::Debug for S3Backend {
@@ -64,6 +66,7 @@ impl S3Backend {
             },
             url: parsed,
             bucket_seen: AtomicBool::new(false),
+            pace: options.upload_limit.clone(),
         })
     }
 

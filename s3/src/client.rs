@@ -60,6 +60,8 @@ pub struct S3Options {
     pub attempt_timeout: Duration,
     /// Limit for one request with all its retries.
     pub operation_timeout: Duration,
+    /// Paces every upload body through this limiter (`--bwlimit`).
+    pub upload_limit: Option<std::sync::Arc<cadang_core::ratelimit::RateLimiter>>,
 }
 
 impl Default for S3Options {
@@ -72,6 +74,7 @@ impl Default for S3Options {
             // sooner by the SDK's stalled-stream protection.
             attempt_timeout: Duration::from_secs(300),
             operation_timeout: Duration::from_secs(1200),
+            upload_limit: None,
         }
     }
 }
@@ -139,5 +142,6 @@ pub(crate) fn build(url: &S3Url, options: &S3Options) -> Client {
     if let Some(endpoint) = &url.endpoint {
         config = config.endpoint_url(endpoint);
     }
+
     Client::from_conf(config.build())
 }

@@ -73,6 +73,16 @@
 //! own encryption and hashes. Keep the default for AWS, current MinIO and
 //! Ceph RGW 19+.
 //!
+//! # Payload signing
+//!
+//! Uploads are sent with `UNSIGNED-PAYLOAD`: SigV4 still signs the request
+//! (who may write where), but neither side hashes the body with SHA-256,
+//! which on a two-core agent cost as much CPU as the backup's own hashing.
+//! The body's integrity is checked anyway: every object cadang stores is
+//! named by its BLAKE3 hash and verified on every read, check and
+//! replication; TLS protects it in transit, and by default the SDK's CRC32
+//! trailer too.
+//!
 //! # Addressing and trust
 //!
 //! With an `endpoint` the backend uses path-style URLs (`host/bucket/key`),
@@ -88,6 +98,7 @@ mod layout;
 mod multipart;
 mod requests;
 mod retention;
+mod throttle;
 mod url;
 
 pub use backend::{S3Backend, SINGLE_PUT_LIMIT};

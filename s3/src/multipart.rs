@@ -140,6 +140,7 @@ async fn send_parts_and_complete(
             .upload_id(upload_id)
             .part_number(number)
             .body(ByteStream::from(body));
+        let req = crate::throttle::paced(req.customize().disable_payload_signing(), &b.pace);
         tasks.spawn(async move { req.send().await.map(|out| (number, out)) });
         if tasks.len() >= PARTS_IN_FLIGHT {
             parts.push(next_part(&mut tasks).await?);

@@ -146,7 +146,10 @@ impl S3Backend {
         if create_only {
             req = req.if_none_match("*");
         }
-        req.send().await.map_err(Failure::from_sdk)?;
+        crate::throttle::paced(req.customize().disable_payload_signing(), &self.pace)
+            .send()
+            .await
+            .map_err(Failure::from_sdk)?;
         self.saw_bucket();
         Ok(())
     }

@@ -122,7 +122,8 @@ impl S3Backend {
             )));
         }
         let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&data));
-        self.client
+        let req = self
+            .client
             .put_object()
             .bucket(self.bucket())
             .key(key)
@@ -130,7 +131,8 @@ impl S3Backend {
             .content_md5(md5)
             .object_lock_mode(ObjectLockMode::Compliance)
             .object_lock_retain_until_date(DateTime::from(until))
-            .body(ByteStream::from(data))
+            .body(ByteStream::from(data));
+        crate::throttle::paced(req.customize().disable_payload_signing(), &self.pace)
             .send()
             .await
             .map_err(Failure::from_sdk)?;

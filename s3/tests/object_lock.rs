@@ -22,6 +22,7 @@ fn backend(m: &Moto, bucket: &str, extra: &str) -> S3Backend {
         connect_timeout: Duration::from_secs(5),
         attempt_timeout: Duration::from_secs(60),
         operation_timeout: Duration::from_secs(120),
+        upload_limit: None,
     };
     S3Backend::with_options(&m.url(bucket, "repo", extra), options).unwrap()
 }

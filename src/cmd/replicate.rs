@@ -10,7 +10,7 @@ use cadang_core::replicate::{self, ReplicateOptions};
 use chrono::{Local, NaiveTime, Timelike};
 use clap::Args;
 
-use crate::store::open_store;
+use crate::store::{open_store, open_store_paced};
 use crate::ui;
 
 #[derive(Args)]
@@ -24,7 +24,7 @@ pub struct ReplicateArgs {
     /// Refuse unless the source repository belongs to this PD.
     #[arg(long, value_name = "CODE")]
     pd: Option<String>,
-    /// Average bandwidth limit, e.g. 20MiB/s.
+    /// Bandwidth limit, e.g. 20MiB/s (S3 targets: paced in 64 KiB slices).
     #[arg(long, value_name = "RATE")]
     bwlimit: Option<String>,
     /// Only copy inside this daily window (local time), e.g. 22:00-05:00.
@@ -84,7 +84,16 @@ pub async fn replicate(a: ReplicateArgs) -> Result<u8> {
         },
         None => None,
     };
-    let (from, to) = (open_store(&a.from)?, open_store(&a.to)?);
+    let from = open_store(&a.from)?;
+    // An S3 target paces its upload bodies itself, in 64 KiB slices; a
+    // directory target is paced file by file.
+    let (to, limiter) = match limiter {
+        Some(l) => match open_store_paced(&a.to, l.clone())? {
+            (to, true) => (to, None),
+            (to, false) => (to, Some(l)),
+        },
+        None => (open_store(&a.to)?, None),
+    };
     let retain_until = a
         .lock_days
         .map(|d| SystemTime::now() + Duration::from_secs(u64::from(d) * 86_400));

@@ -51,5 +51,6 @@ pub fn options(secret: &str) -> S3Options {
         connect_timeout: Duration::from_secs(5),
         attempt_timeout: Duration::from_secs(60),
         operation_timeout: Duration::from_secs(120),
+        upload_limit: None,
     }
 }
