@@ -57,63 +57,88 @@ pub async fn repair(store: Arc<dyn Backend>, other: Arc<dyn Backend>) -> Result<
             store.location()
         )));
     }
+    // A prune deleting packs while repair writes them back would undo one
+    // or the other; hold the prune lock for the whole repair.
+    let lock = crate::lock::PruneLock::acquire(store.clone()).await?;
+    let result = repair_locked(&store, &other).await;
+    lock.release().await?;
+    result
+}
+
+async fn repair_locked(store: &Arc<dyn Backend>, other: &Arc<dyn Backend>) -> Result<RepairReport> {
     let mut report = RepairReport::default();
 
-    // Index files: damaged ones here are replaced; ones only the other site
-    // has are added. Both tell which packs must exist.
+    // Packs every snapshot here needs; index files here tell the rest.
+    let mut snapshot_packs: BTreeSet<Id> = BTreeSet::new();
+    for f in store.list(FileKind::Snapshots).await? {
+        if let Ok(d) = store.read(FileKind::Snapshots, &f.name).await {
+            if let Ok(s) = Snapshot::parse(&f.name, &d) {
+                snapshot_packs.extend(s.payload.packs.iter().copied());
+            }
+        }
+    }
+
+    // Index files: damaged ones here are replaced from the other site.
     let here: BTreeSet<String> = store
         .list(FileKind::Index)
         .await?
         .into_iter()
         .map(|f| f.name)
         .collect();
-    let there: BTreeSet<String> = other
-        .list(FileKind::Index)
-        .await?
-        .into_iter()
-        .map(|f| f.name)
-        .collect();
-    let mut needed: BTreeSet<Id> = BTreeSet::new();
-    for name in here.union(&there) {
-        let problem = if here.contains(name) {
-            match store.read(FileKind::Index, name).await {
-                Ok(d) => match IndexFile::parse(name, &d) {
-                    Ok(ix) => {
-                        needed.extend(ix.packs.iter().map(|p| p.id));
-                        continue;
-                    }
-                    Err(e) => e.to_string(),
-                },
+    let mut needed: BTreeSet<Id> = snapshot_packs.clone();
+    let mut indexed: BTreeSet<Id> = BTreeSet::new();
+    for name in &here {
+        let problem = match store.read(FileKind::Index, name).await {
+            Ok(d) => match IndexFile::parse(name, &d) {
+                Ok(ix) => {
+                    indexed.extend(ix.packs.iter().map(|p| p.id));
+                    continue;
+                }
                 Err(e) => e.to_string(),
-            }
-        } else {
-            "missing".to_string()
+            },
+            Err(e) => e.to_string(),
         };
         let item = RepairItem {
             file: format!("index/{name}"),
             problem,
         };
-        match fetch(&*other, FileKind::Index, name).await {
+        match fetch(&**other, FileKind::Index, name).await {
             Some(data) => {
                 if let Ok(ix) = IndexFile::parse(name, &data) {
-                    needed.extend(ix.packs.iter().map(|p| p.id));
+                    indexed.extend(ix.packs.iter().map(|p| p.id));
                 }
                 store.write(FileKind::Index, name, data).await?;
                 report.replaced.push(item);
             }
-            None if here.contains(name) => report.unrepaired.push(item),
-            None => {}
+            None => report.unrepaired.push(item),
         }
     }
-
-    // Packs every snapshot here needs.
-    for f in store.list(FileKind::Snapshots).await? {
-        if let Ok(d) = store.read(FileKind::Snapshots, &f.name).await {
-            if let Ok(s) = Snapshot::parse(&f.name, &d) {
-                needed.extend(s.payload.packs.iter().copied());
+    // An index file only the other site has is copied only when it lists a
+    // pack a snapshot here needs and no index here lists (it was lost here);
+    // otherwise it may be one a prune here removed, and must stay removed.
+    let unindexed: BTreeSet<Id> = snapshot_packs.difference(&indexed).copied().collect();
+    if !unindexed.is_empty() {
+        for f in other.list(FileKind::Index).await? {
+            if here.contains(&f.name) {
+                continue;
+            }
+            let Some(data) = fetch(&**other, FileKind::Index, &f.name).await else {
+                continue;
+            };
+            let Ok(ix) = IndexFile::parse(&f.name, &data) else {
+                continue;
+            };
+            if ix.packs.iter().any(|p| unindexed.contains(&p.id)) {
+                indexed.extend(ix.packs.iter().map(|p| p.id));
+                store.write(FileKind::Index, &f.name, data).await?;
+                report.replaced.push(RepairItem {
+                    file: format!("index/{}", f.name),
+                    problem: "missing".into(),
+                });
             }
         }
     }
+    needed.extend(indexed.iter().copied());
 
     let sizes: BTreeMap<String, u64> = store
         .list(FileKind::Packs)
@@ -141,7 +166,7 @@ pub async fn repair(store: Arc<dyn Backend>, other: Arc<dyn Backend>) -> Result<
             file: format!("packs/{name}"),
             problem,
         };
-        match fetch(&*other, FileKind::Packs, &name).await {
+        match fetch(&**other, FileKind::Packs, &name).await {
             Some(data) => {
                 store.write(FileKind::Packs, &name, data).await?;
                 report.replaced.push(item);
