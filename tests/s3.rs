@@ -103,6 +103,27 @@ fn restore_matches(server: &S3Server, url: &str, snapshot: &str, src: &Path, tar
     );
 }
 
+/// Restores only `wanted` from the latest snapshot and compares it.
+fn restore_one_file(server: &S3Server, url: &str, wanted: &Path, target: &Path) {
+    s3ok(
+        server,
+        &[
+            "restore",
+            "--repo",
+            url,
+            "latest",
+            "--target",
+            s(target),
+            "--include",
+            s(wanted),
+        ],
+    );
+    assert_eq!(
+        fs::read(restored(target, wanted)).unwrap(),
+        fs::read(wanted).unwrap()
+    );
+}
+
 #[test]
 fn every_foundation_command_works_with_an_s3_store() {
     let server = S3Server::start();
@@ -144,23 +165,7 @@ fn every_foundation_command_works_with_an_s3_store() {
     server.clear_requests();
     let one = dir.path().join("r-one");
     let wanted = src.join("dokumen/surat-007.txt");
-    s3ok(
-        &server,
-        &[
-            "restore",
-            "--repo",
-            &url,
-            "latest",
-            "--target",
-            s(&one),
-            "--include",
-            s(&wanted),
-        ],
-    );
-    assert_eq!(
-        fs::read(restored(&one, &wanted)).unwrap(),
-        fs::read(&wanted).unwrap()
-    );
+    restore_one_file(&server, &url, &wanted, &one);
     let pack_gets: Vec<_> = server
         .requests()
         .into_iter()
@@ -253,23 +258,7 @@ fn backup_restore_and_check_ride_out_ten_percent_failed_requests() {
         backup(&server, &url, &creds, &cache, &src);
         let one = dir.path().join(format!("one-{day}"));
         let wanted = src.join(format!("dokumen/surat-{:03}.txt", day * 10));
-        s3ok(
-            &server,
-            &[
-                "restore",
-                "--repo",
-                &url,
-                "latest",
-                "--target",
-                s(&one),
-                "--include",
-                s(&wanted),
-            ],
-        );
-        assert_eq!(
-            fs::read(restored(&one, &wanted)).unwrap(),
-            fs::read(&wanted).unwrap()
-        );
+        restore_one_file(&server, &url, &wanted, &one);
     }
     restore_matches(&server, &url, "latest", &src, &dir.path().join("r"));
     s3ok(&server, &["check", "--repo", &url, "--read-data"]);

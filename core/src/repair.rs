@@ -11,10 +11,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::backend::{Backend, BackendError, FileKind};
+use crate::backend::{Backend, FileKind};
 use crate::config::RepoConfig;
 use crate::error::{Error, Result};
 use crate::index::IndexFile;
+use crate::repository::config_bytes;
 use crate::snapshot::Snapshot;
 use crate::Id;
 
@@ -34,20 +35,10 @@ pub struct RepairReport {
     pub unrepaired: Vec<RepairItem>,
 }
 
-async fn config_of(b: &dyn Backend) -> Result<RepoConfig> {
-    match b.read(FileKind::Config, "config").await {
-        Ok(d) => RepoConfig::from_json(&d),
-        Err(BackendError::NotFound { .. }) => Err(Error::NotARepository(b.location())),
-        Err(BackendError::Unavailable { location, reason }) => {
-            Err(Error::NoRepository { location, reason })
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Replaces what is missing or damaged in `store` with good copies from `other`.
 pub async fn repair(store: Arc<dyn Backend>, other: Arc<dyn Backend>) -> Result<RepairReport> {
-    let (mine, theirs) = (config_of(&*store).await?, config_of(&*other).await?);
+    let mine = RepoConfig::from_json(&config_bytes(&*store).await?)?;
+    let theirs = RepoConfig::from_json(&config_bytes(&*other).await?)?;
     if mine.id != theirs.id {
         return Err(Error::Conflict(format!(
             "{} holds repository {}, not {} as {} does; repair only from a replica of the same repository",

@@ -26,6 +26,7 @@ use crate::config::RepoConfig;
 use crate::error::{Error, Result};
 use crate::index::IndexFile;
 use crate::ratelimit::RateLimiter;
+use crate::repository::{config_bytes, existing_config};
 use crate::snapshot::Snapshot;
 use crate::Id;
 
@@ -72,25 +73,14 @@ pub struct ReplicationReport {
     pub newest_missing: Option<String>,
 }
 
-fn read_config(data: &[u8]) -> Result<RepoConfig> {
-    RepoConfig::from_json(data)
-}
-
 /// Copies what `to` lacks from `from`.
 pub async fn replicate(
     from: Arc<dyn Backend>,
     to: Arc<dyn Backend>,
     opts: &ReplicateOptions,
 ) -> Result<ReplicationReport> {
-    let config_bytes = match from.read(FileKind::Config, "config").await {
-        Ok(d) => d,
-        Err(BackendError::NotFound { .. }) => return Err(Error::NotARepository(from.location())),
-        Err(BackendError::Unavailable { location, reason }) => {
-            return Err(Error::NoRepository { location, reason })
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let config = read_config(&config_bytes)?;
+    let config_bytes = config_bytes(&*from).await?;
+    let config = RepoConfig::from_json(&config_bytes)?;
     if let Some(pd) = &opts.pd {
         if !pd.eq_ignore_ascii_case(&config.pd) {
             return Err(Error::Conflict(format!(
@@ -104,23 +94,19 @@ pub async fn replicate(
         pd: config.pd.clone(),
         ..Default::default()
     };
-    let fresh_target = match to.read(FileKind::Config, "config").await {
-        Ok(existing) => {
-            let other = read_config(&existing)?;
-            if other.id != config.id {
-                return Err(Error::Conflict(format!(
-                    "{} holds another repository ({}, PD {}), not {} of PD {}; replicate each repository to its own store",
-                    to.location(),
-                    other.id.short(),
-                    other.pd,
-                    config.id.short(),
-                    config.pd
-                )));
-            }
-            false
+    let fresh_target = match existing_config(&*to).await? {
+        Some(other) if other.id != config.id => {
+            return Err(Error::Conflict(format!(
+                "{} holds another repository ({}, PD {}), not {} of PD {}; replicate each repository to its own store",
+                to.location(),
+                other.id.short(),
+                other.pd,
+                config.id.short(),
+                config.pd
+            )));
         }
-        Err(BackendError::NotFound { .. }) | Err(BackendError::Unavailable { .. }) => true,
-        Err(e) => return Err(e.into()),
+        Some(_) => false,
+        None => true,
     };
     if fresh_target {
         match to.create().await {

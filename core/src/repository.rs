@@ -100,17 +100,7 @@ impl Repository {
     }
 
     pub async fn open(backend: Arc<dyn Backend>) -> Result<Repository> {
-        let data = match backend.read(FileKind::Config, "config").await {
-            Ok(d) => d,
-            Err(BackendError::NotFound { .. }) => {
-                return Err(Error::NotARepository(backend.location()));
-            }
-            Err(BackendError::Unavailable { location, reason }) => {
-                return Err(Error::NoRepository { location, reason });
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let config = RepoConfig::from_json(&data)?;
+        let config = RepoConfig::from_json(&config_bytes(&*backend).await?)?;
         Ok(Repository { backend, config })
     }
 
@@ -347,6 +337,29 @@ impl Repository {
             )));
         }
         Ok(t.blobs)
+    }
+}
+
+/// The bytes of a store's repository config; a store without one is an
+/// error that says so (missing directory or bucket, or no config in it).
+pub async fn config_bytes(backend: &dyn Backend) -> Result<Vec<u8>> {
+    match backend.read(FileKind::Config, "config").await {
+        Ok(d) => Ok(d),
+        Err(BackendError::NotFound { .. }) => Err(Error::NotARepository(backend.location())),
+        Err(BackendError::Unavailable { location, reason }) => {
+            Err(Error::NoRepository { location, reason })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The config of the repository a store holds, or `None` for an empty or
+/// not yet created store (a target about to receive one).
+pub async fn existing_config(backend: &dyn Backend) -> Result<Option<RepoConfig>> {
+    match backend.read(FileKind::Config, "config").await {
+        Ok(d) => Ok(Some(RepoConfig::from_json(&d)?)),
+        Err(BackendError::NotFound { .. } | BackendError::Unavailable { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 

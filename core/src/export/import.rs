@@ -220,11 +220,7 @@ pub async fn import(dir: &Path, target: Arc<dyn Backend>) -> ExportResult<Import
     };
 
     // Which repository the target holds, if any.
-    let existing = match target.read(FileKind::Config, "config").await {
-        Ok(data) => Some(RepoConfig::from_json(&data)?),
-        Err(BackendError::NotFound { .. } | BackendError::Unavailable { .. }) => None,
-        Err(e) => return Err(e.into()),
-    };
+    let existing = crate::repository::existing_config(&*target).await?;
     match &existing {
         Some(c) if c.id.to_hex() != m.repo_id => {
             return Err(ExportError::WrongRepository {
