@@ -15,7 +15,10 @@ use crate::layout::{listed_name, relative_key, what};
 use crate::url::S3Url;
 
 /// Objects up to this size go up in one PutObject; larger ones in parts.
-pub const SINGLE_PUT_LIMIT: usize = 16 << 20;
+/// A default pack (16 MiB of chunks, plus at most one more 8 MiB chunk)
+/// fits, so it costs one request instead of five, and servers that build a
+/// multipart object by copying its parts (s3s-fs, for one) write it once.
+pub const SINGLE_PUT_LIMIT: usize = 32 << 20;
 
 /// A repository in an S3 bucket, under a key prefix.
 pub struct S3Backend {

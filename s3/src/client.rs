@@ -70,7 +70,7 @@ impl Default for S3Options {
             credentials: None,
             max_attempts: 6,
             connect_timeout: Duration::from_secs(10),
-            // A 16 MiB PUT at 1 Mbit/s takes ~2.5 minutes. Stalls are caught
+            // A 24 MiB pack in one PUT at 1 Mbit/s takes ~3.5 minutes. Stalls are caught
             // sooner by the SDK's stalled-stream protection.
             attempt_timeout: Duration::from_secs(300),
             operation_timeout: Duration::from_secs(1200),

@@ -13,7 +13,7 @@
 //!
 //! * **No partial objects.** A PutObject replaces an object atomically: a
 //!   reader sees the old object or the whole new one, never a prefix, and an
-//!   interrupted PUT leaves nothing. Objects above 16 MiB go up as a
+//!   interrupted PUT leaves nothing. Objects above 32 MiB go up as a
 //!   multipart upload, which becomes visible only when it is completed, so
 //!   the same holds; failed uploads are aborted so their parts do not linger.
 //!   That is the local backend's temp-file-and-rename guarantee, which is why

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use cadang_core::backend::{Backend, BackendError, FileKind};
-use cadang_s3::{S3Backend, S3Options, PART_SIZE};
+use cadang_s3::{S3Backend, S3Options, PART_SIZE, SINGLE_PUT_LIMIT};
 use common::{data, options, Server, BUCKET, TRUNCATE};
 
 #[tokio::test]
@@ -19,7 +19,11 @@ async fn a_failed_multipart_upload_is_retried_then_aborted_leaving_nothing() {
     server.fail("partNumber=3", 100);
     server.clear_requests();
     let err = b
-        .write(FileKind::Packs, &name, data(3 * PART_SIZE, 9))
+        .write(
+            FileKind::Packs,
+            &name,
+            data(SINGLE_PUT_LIMIT + 2 * PART_SIZE, 9),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("InternalError"), "{err}");

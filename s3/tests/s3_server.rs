@@ -72,6 +72,26 @@ async fn create_refuses_an_existing_repository_and_repositories_are_separate() {
 }
 
 #[tokio::test]
+async fn the_largest_default_pack_goes_up_in_one_put() {
+    let server = Server::start().await;
+    let b = server.backend("one-put", "");
+    b.create().await.unwrap();
+    // 16 MiB of chunks plus one more 8 MiB chunk, with room for the trailer.
+    let blob = data(25 << 20, 5);
+    assert!(blob.len() <= SINGLE_PUT_LIMIT);
+    server.clear_requests();
+    b.write(FileKind::Packs, &"ab".repeat(32), blob.clone())
+        .await
+        .unwrap();
+    let seen = server.requests();
+    let puts = seen.iter().filter(|r| r.line.starts_with("PUT ")).count();
+    assert_eq!(puts, 1, "{seen:?}");
+    assert!(!seen.iter().any(|r| r.line.contains("uploads")), "{seen:?}");
+    let back = b.read(FileKind::Packs, &"ab".repeat(32)).await.unwrap();
+    assert!(back == blob);
+}
+
+#[tokio::test]
 async fn large_objects_go_through_multipart_and_read_back_identical() {
     let server = Server::start().await;
     let b = server.backend("big", "");
