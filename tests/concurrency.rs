@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -18,37 +18,8 @@ use serde_json::Value;
 
 const MIB: usize = 1024 * 1024;
 
-fn restored(target: &Path, src: &Path) -> PathBuf {
-    target.join(src.strip_prefix("/").expect("absolute source"))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn backup_args<'a>(t: &'a TestRepo, src: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "backup",
-        "--repo",
-        s(&t.repo),
-        "--credentials",
-        s(&t.creds),
-        "--cache-dir",
-        s(&t.cache),
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    args.push(s(src));
-    args
-}
-
 fn spawn_backup(t: &TestRepo, src: &Path, extra: &[&str], hold: Option<&Path>) -> Child {
-    let mut cmd = cadang(&backup_args(t, src, extra));
+    let mut cmd = cadang(&t.backup_args(&[src], extra));
     if let Some(h) = hold {
         cmd.env("CADANG_TEST_HOLD_BEFORE_COMMIT", h);
     }
@@ -295,7 +266,7 @@ fn forget_and_prune_beside_a_held_backup_keep_what_it_needs() {
     fs::write(s1.join("a-only-s1.bin"), noise(34 * MIB, 1)).unwrap();
     shared(&s1);
     let (a, _) = snapshot_of(
-        &run(&backup_args(&t, &s1, &["--no-cache"])),
+        &run(&t.backup_args(&[&s1], &["--no-cache"])),
         "backup A of S1",
     );
     let a_packs = snapshot_packs(&t, &a);
@@ -312,7 +283,7 @@ fn forget_and_prune_beside_a_held_backup_keep_what_it_needs() {
     fs::write(s1.join("tiny.txt"), b"kecil\n").unwrap();
     let listing_c = tree_listing(&s1);
     let (c, _) = snapshot_of(
-        &run(&backup_args(&t, &s1, &["--no-cache"])),
+        &run(&t.backup_args(&[&s1], &["--no-cache"])),
         "backup C of S1",
     );
 
@@ -537,7 +508,7 @@ fn forget_prune_loop_beside_backups() {
             drop(f);
             let listing = tree_listing(&dir);
             let extra: &[&str] = if i % 2 == 0 { &[] } else { &["--no-cache"] };
-            let out = run(&backup_args(&t, &dir, extra));
+            let out = run(&t.backup_args(&[&dir], extra));
             if !out.status.success() {
                 done.store(true, Ordering::SeqCst);
             }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -16,10 +16,6 @@ use serde_json::Value;
 
 const MIB: usize = 1024 * 1024;
 const SIGKILL: i32 = 9;
-
-fn restored(target: &Path, src: &Path) -> PathBuf {
-    target.join(src.strip_prefix("/").expect("absolute source"))
-}
 
 /// ~60 MiB of incompressible data in four files plus 300 small files.
 fn make_source(root: &Path) {
@@ -106,33 +102,6 @@ fn assert_files_whole(repo: &Path, what: &str) -> BTreeMap<String, u64> {
     packs
 }
 
-fn backup_args<'a>(t: &'a TestRepo, src: &'a Path, no_cache: bool) -> Vec<&'a str> {
-    let mut args = vec![
-        "backup",
-        "--repo",
-        s(&t.repo),
-        "--credentials",
-        s(&t.creds),
-        "--cache-dir",
-        s(&t.cache),
-        "--json",
-    ];
-    if no_cache {
-        args.push("--no-cache");
-    }
-    args.push(s(src));
-    args
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[derive(Clone, Copy, Debug)]
 enum Trigger {
     /// Kill this long after the start.
@@ -150,7 +119,7 @@ struct Killed {
 
 /// Starts a backup and kills it (SIGKILL) when `trigger` fires.
 fn backup_and_kill(t: &TestRepo, src: &Path, no_cache: bool, trigger: Trigger) -> Killed {
-    let mut child = cadang(&backup_args(t, src, no_cache))
+    let mut child = cadang(&t.backup_args(&[src], no_cache_flag(no_cache)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -214,7 +183,7 @@ fn kill_9_during_backup_leaves_a_sound_repository_and_the_next_backup_reuses_upl
     // An uninterrupted run on a separate repository: duration and full size.
     let reference = TestRepo::new();
     let started = Instant::now();
-    let out = cadang(&backup_args(&reference, &src, true))
+    let out = cadang(&reference.backup_args(&[&src], &["--no-cache"]))
         .output()
         .unwrap();
     let duration = started.elapsed();
@@ -280,7 +249,9 @@ fn kill_9_during_backup_leaves_a_sound_repository_and_the_next_backup_reuses_upl
         let present: u64 = packs.values().sum();
 
         // The next backup completes and reuses what was uploaded.
-        let out = cadang(&backup_args(&t, &src, no_cache)).output().unwrap();
+        let out = cadang(&t.backup_args(&[&src], no_cache_flag(no_cache)))
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "{what}: the backup after the kill\n{}",
@@ -331,4 +302,12 @@ fn kill_9_during_backup_leaves_a_sound_repository_and_the_next_backup_reuses_upl
         reuse_asserted >= 1,
         "no run had two packs uploaded at its kill"
     );
+}
+
+fn no_cache_flag(no_cache: bool) -> &'static [&'static str] {
+    if no_cache {
+        &["--no-cache"]
+    } else {
+        &[]
+    }
 }

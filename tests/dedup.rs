@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cadang_core::chunker::Chunker;
 use cadang_core::config::RepoConfig;
@@ -18,10 +18,6 @@ use serde_json::Value;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
-
-fn restored(target: &Path, src: &Path) -> PathBuf {
-    target.join(src.strip_prefix("/").expect("absolute source"))
-}
 
 /// `cadang backup --json` with any credential file and cache.
 fn backup_with(repo: &Path, creds: &Path, cache: &Path, paths: &[&Path], extra: &[&str]) -> Value {

@@ -7,19 +7,9 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use common::*;
 use serde_json::Value;
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn failed(args: &[&str]) -> String {
     let out = run(args);
@@ -83,10 +73,6 @@ fn restore_from(store: &Path, target: &Path) {
         "--target",
         s(target),
     ]);
-}
-
-fn restored(target: &Path, src: &Path) -> PathBuf {
-    target.join(src.strip_prefix("/").expect("absolute source"))
 }
 
 fn snapshot_count(store: &Path) -> usize {

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cadang_testkit::S3Server;
@@ -14,31 +14,6 @@ use common::*;
 use serde_json::Value;
 
 const MIB: usize = 1024 * 1024;
-
-fn restored(target: &Path, src: &Path) -> PathBuf {
-    target.join(src.strip_prefix("/").expect("absolute source"))
-}
-
-fn with_s3(mut c: Command, server: &S3Server) -> Command {
-    c.envs(server.env()).env_remove("AWS_PROFILE");
-    c
-}
-
-fn run_s3(server: &S3Server, args: &[&str]) -> Output {
-    with_s3(cadang(args), server).output().expect("cadang runs")
-}
-
-fn ok_s3(server: &S3Server, args: &[&str]) -> String {
-    let out = run_s3(server, args);
-    assert!(
-        out.status.success(),
-        "cadang {args:?} failed with {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// ~40 MiB: incompressible files (several packs) and small ones.
 fn make_source(root: &Path) {
@@ -102,7 +77,7 @@ fn backup_to_s3_replicate_to_a_second_bucket_wipe_the_first_restore_from_the_sec
     let src = dir.path().join("data");
     let creds = dir.path().join("agent.credentials");
     make_source(&src);
-    ok_s3(
+    s3_ok(
         &server,
         &[
             "repo",
@@ -115,7 +90,7 @@ fn backup_to_s3_replicate_to_a_second_bucket_wipe_the_first_restore_from_the_sec
             s(&creds),
         ],
     );
-    ok_s3(
+    s3_ok(
         &server,
         &[
             "backup",
@@ -128,7 +103,7 @@ fn backup_to_s3_replicate_to_a_second_bucket_wipe_the_first_restore_from_the_sec
         ],
     );
 
-    let report: Value = serde_json::from_str(&ok_s3(
+    let report: Value = serde_json::from_str(&s3_ok(
         &server,
         &[
             "replicate",
@@ -146,7 +121,7 @@ fn backup_to_s3_replicate_to_a_second_bucket_wipe_the_first_restore_from_the_sec
     assert!(report["lag_seconds"].as_i64().unwrap() >= 0, "{report}");
     assert!(report["newest_missing"].is_string(), "{report}");
     // A second run finds nothing to do and reports no lag.
-    let again: Value = serde_json::from_str(&ok_s3(
+    let again: Value = serde_json::from_str(&s3_ok(
         &server,
         &["replicate", "--from", &onsite, "--to", &dr, "--json"],
     ))
@@ -156,9 +131,9 @@ fn backup_to_s3_replicate_to_a_second_bucket_wipe_the_first_restore_from_the_sec
 
     fs::remove_dir_all(server.bucket_path("onsite")).unwrap();
     server.create_bucket("onsite");
-    ok_s3(&server, &["check", "--repo", &dr, "--read-data"]);
+    s3_ok(&server, &["check", "--repo", &dr, "--read-data"]);
     let target = dir.path().join("restore");
-    ok_s3(
+    s3_ok(
         &server,
         &["restore", "--repo", &dr, "latest", "--target", s(&target)],
     );
@@ -185,8 +160,9 @@ fn killed_replication_resumes_without_sending_finished_packs_again() {
         let before = packs_in(&server.bucket_path("dr-site").join("bappeda"));
         server.clear_requests();
         // 12 MiB/s: the ~40 MiB take a few seconds, so kills land mid-way.
-        let mut child = with_s3(
-            cadang(&[
+        let mut child = s3_cadang(
+            &server,
+            &[
                 "replicate",
                 "--from",
                 s(&t.repo),
@@ -194,8 +170,7 @@ fn killed_replication_resumes_without_sending_finished_packs_again() {
                 &dr,
                 "--bwlimit",
                 "12MiB/s",
-            ]),
-            &server,
+            ],
         )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -231,7 +206,7 @@ fn killed_replication_resumes_without_sending_finished_packs_again() {
             );
         }
         // The target is consistent after every run.
-        let out = run_s3(&server, &["check", "--repo", &dr]);
+        let out = s3_run(&server, &["check", "--repo", &dr]);
         if !before.is_empty() || finished {
             assert!(
                 out.status.success(),
@@ -245,7 +220,7 @@ fn killed_replication_resumes_without_sending_finished_packs_again() {
         }
     }
     assert!(kills >= 1, "no run was killed mid-way");
-    ok_s3(&server, &["replicate", "--from", s(&t.repo), "--to", &dr]);
+    s3_ok(&server, &["replicate", "--from", s(&t.repo), "--to", &dr]);
     let target_dir = server.bucket_path("dr-site").join("bappeda");
     assert_eq!(packs_in(&target_dir), source_packs);
     for kind in ["index", "snapshots", "keys"] {
@@ -255,7 +230,7 @@ fn killed_replication_resumes_without_sending_finished_packs_again() {
             "{kind}"
         );
     }
-    ok_s3(&server, &["check", "--repo", &dr, "--read-data"]);
+    s3_ok(&server, &["check", "--repo", &dr, "--read-data"]);
 }
 
 #[test]
@@ -268,7 +243,7 @@ fn replication_rides_out_ten_percent_failed_requests() {
     make_source(&src);
     t.backup(&[&src], &[]);
     server.set_fault_rate(0.10, 7);
-    ok_s3(
+    s3_ok(
         &server,
         &[
             "replicate",
@@ -280,11 +255,11 @@ fn replication_rides_out_ten_percent_failed_requests() {
             "2",
         ],
     );
-    ok_s3(&server, &["check", "--repo", &dr, "--read-data"]);
+    s3_ok(&server, &["check", "--repo", &dr, "--read-data"]);
     assert!(server.faults_injected() >= 2, "no faults were injected");
     server.set_fault_rate(0.0, 0);
     let target = t.path("restore");
-    ok_s3(
+    s3_ok(
         &server,
         &["restore", "--repo", &dr, "latest", "--target", s(&target)],
     );

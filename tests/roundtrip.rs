@@ -15,10 +15,6 @@ use filetime::FileTime;
 const MIB: u64 = 1024 * 1024;
 
 /// Where the restore of the absolute path `src` lands under `target`.
-fn restored(target: &Path, src: &Path) -> PathBuf {
-    target.join(src.strip_prefix("/").expect("absolute source"))
-}
-
 fn write(p: &Path, data: &[u8], mode: u32) {
     fs::write(p, data).unwrap();
     fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();

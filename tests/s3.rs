@@ -6,8 +6,8 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 use cadang_testkit::S3Server;
 use common::*;
@@ -15,31 +15,9 @@ use serde_json::Value;
 
 const MIB: usize = 1024 * 1024;
 
-fn restored(target: &Path, src: &Path) -> PathBuf {
-    target.join(src.strip_prefix("/").expect("absolute source"))
-}
-
 /// `cadang` with the server's credentials in the environment.
-fn s3cmd(server: &S3Server, args: &[&str]) -> Command {
-    let mut c = cadang(args);
-    c.envs(server.env()).env_remove("AWS_PROFILE");
-    c
-}
-
-fn s3ok(server: &S3Server, args: &[&str]) -> String {
-    let out = s3cmd(server, args).output().expect("cadang runs");
-    assert!(
-        out.status.success(),
-        "cadang {args:?} failed with {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Files of several sizes (one above the 16 MiB multipart threshold once
-/// packed), a symlink, an empty directory.
+/// Files of several sizes (a 20 MiB one spans packs), a symlink, an empty
+/// directory.
 fn make_source(root: &Path) {
     fs::create_dir_all(root.join("dokumen/kosong")).unwrap();
     fs::write(root.join("besar.bin"), noise(20 * MIB, 1)).unwrap();
@@ -58,7 +36,7 @@ fn make_source(root: &Path) {
 }
 
 fn init(server: &S3Server, url: &str, creds: &Path) {
-    s3ok(
+    s3_ok(
         server,
         &[
             "repo",
@@ -74,7 +52,7 @@ fn init(server: &S3Server, url: &str, creds: &Path) {
 }
 
 fn backup(server: &S3Server, url: &str, creds: &Path, cache: &Path, src: &Path) -> Value {
-    let out = s3ok(
+    let out = s3_ok(
         server,
         &[
             "backup",
@@ -92,7 +70,7 @@ fn backup(server: &S3Server, url: &str, creds: &Path, cache: &Path, src: &Path) 
 }
 
 fn restore_matches(server: &S3Server, url: &str, snapshot: &str, src: &Path, target: &Path) {
-    s3ok(
+    s3_ok(
         server,
         &["restore", "--repo", url, snapshot, "--target", s(target)],
     );
@@ -105,7 +83,7 @@ fn restore_matches(server: &S3Server, url: &str, snapshot: &str, src: &Path, tar
 
 /// Restores only `wanted` from the latest snapshot and compares it.
 fn restore_one_file(server: &S3Server, url: &str, wanted: &Path, target: &Path) {
-    s3ok(
+    s3_ok(
         server,
         &[
             "restore",
@@ -141,12 +119,12 @@ fn every_foundation_command_works_with_an_s3_store() {
     let first_id = first["snapshot"].as_str().expect("snapshot id").to_string();
 
     let list: Value =
-        serde_json::from_str(&s3ok(&server, &["snapshots", "--repo", &url, "--json"])).unwrap();
+        serde_json::from_str(&s3_ok(&server, &["snapshots", "--repo", &url, "--json"])).unwrap();
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
 
-    let ls = s3ok(&server, &["ls", "--repo", &url, &first_id]);
+    let ls = s3_ok(&server, &["ls", "--repo", &url, &first_id]);
     assert!(ls.contains("surat-042.txt"), "{ls}");
-    let dump = s3cmd(
+    let dump = s3_cadang(
         &server,
         &["dump", "--repo", &url, &first_id, s(&src.join("dump.sql"))],
     )
@@ -200,13 +178,13 @@ fn every_foundation_command_works_with_an_s3_store() {
         "restoring a 1 KiB file fetched {fetched} bytes of packs"
     );
 
-    s3ok(&server, &["check", "--repo", &url, "--read-data"]);
+    s3_ok(&server, &["check", "--repo", &url, "--read-data"]);
 
     // A second day, then retention at the S3 store.
     fs::write(src.join("dokumen/baru.txt"), b"surat baru").unwrap();
     fs::remove_file(src.join("dokumen/surat-000.txt")).unwrap();
     backup(&server, &url, &creds, &cache, &src);
-    let forget = s3ok(
+    let forget = s3_ok(
         &server,
         &[
             "forget",
@@ -223,9 +201,9 @@ fn every_foundation_command_works_with_an_s3_store() {
         "forget did not name the first snapshot: {forget}"
     );
     let list: Value =
-        serde_json::from_str(&s3ok(&server, &["snapshots", "--repo", &url, "--json"])).unwrap();
+        serde_json::from_str(&s3_ok(&server, &["snapshots", "--repo", &url, "--json"])).unwrap();
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
-    s3ok(&server, &["check", "--repo", &url, "--read-data"]);
+    s3_ok(&server, &["check", "--repo", &url, "--read-data"]);
     restore_matches(&server, &url, "latest", &src, &dir.path().join("r2"));
 }
 
@@ -261,7 +239,7 @@ fn backup_restore_and_check_ride_out_ten_percent_failed_requests() {
         restore_one_file(&server, &url, &wanted, &one);
     }
     restore_matches(&server, &url, "latest", &src, &dir.path().join("r"));
-    s3ok(&server, &["check", "--repo", &url, "--read-data"]);
+    s3_ok(&server, &["check", "--repo", &url, "--read-data"]);
     let requests = server.requests().len();
     let injected = server.faults_injected();
     assert!(
@@ -271,7 +249,7 @@ fn backup_restore_and_check_ride_out_ten_percent_failed_requests() {
 
     // Without faults, the repository is still whole.
     server.set_fault_rate(0.0, 0);
-    s3ok(&server, &["check", "--repo", &url, "--read-data"]);
+    s3_ok(&server, &["check", "--repo", &url, "--read-data"]);
 }
 
 /// Exit ≠ 0, one `error:` line holding every keyword, no panic.
@@ -337,7 +315,7 @@ fn wrong_endpoint_keys_or_bucket_give_one_clear_error_and_write_nothing() {
     let bad_endpoint = format!("s3://onsite/r?endpoint=http://127.0.0.1:{closed}&region=us-east-1");
     let args = init_args(&bad_endpoint);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = s3cmd(&server, &argv).output().unwrap();
+    let out = s3_cadang(&server, &argv).output().unwrap();
     one_clear_error("wrong endpoint", &out, &["could not reach", "endpoint"]);
     assert!(
         !creds.exists(),
@@ -348,7 +326,7 @@ fn wrong_endpoint_keys_or_bucket_give_one_clear_error_and_write_nothing() {
     let url = server.url("onsite", "r");
     let args = init_args(&url);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = s3cmd(&server, &argv)
+    let out = s3_cadang(&server, &argv)
         .env("AWS_SECRET_ACCESS_KEY", "not-the-secret")
         .output()
         .unwrap();
@@ -360,7 +338,7 @@ fn wrong_endpoint_keys_or_bucket_give_one_clear_error_and_write_nothing() {
     let url = server.url("no-such-bucket", "r");
     let args = init_args(&url);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = s3cmd(&server, &argv).output().unwrap();
+    let out = s3_cadang(&server, &argv).output().unwrap();
     one_clear_error(
         "missing bucket",
         &out,
@@ -373,12 +351,12 @@ fn wrong_endpoint_keys_or_bucket_give_one_clear_error_and_write_nothing() {
     let good = server.url("onsite", "real");
     init(&server, &good, &creds);
     let before = files_under(&server.bucket_path("onsite"));
-    let out = s3cmd(&server, &["snapshots", "--repo", &good])
+    let out = s3_cadang(&server, &["snapshots", "--repo", &good])
         .env("AWS_SECRET_ACCESS_KEY", "not-the-secret")
         .output()
         .unwrap();
     one_clear_error("snapshots with wrong keys", &out, &["credentials"]);
-    let out = s3cmd(&server, &["check", "--repo", &server.url("gone", "real")])
+    let out = s3_cadang(&server, &["check", "--repo", &server.url("gone", "real")])
         .output()
         .unwrap();
     one_clear_error(

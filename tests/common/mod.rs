@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use cadang_testkit::S3Server;
+
 pub const PASSPHRASE: &str = "kata sandi wali data uji";
 
 pub fn bin() -> &'static str {
@@ -29,7 +31,12 @@ pub fn run(args: &[&str]) -> Output {
 
 /// Runs and requires success, showing stderr if not.
 pub fn ok(args: &[&str]) -> String {
-    let out = run(args);
+    succeeded(args, run(args))
+}
+
+/// The stdout of a run that must have succeeded; otherwise fails the test
+/// with everything the command said.
+pub fn succeeded(args: &[&str], out: Output) -> String {
     assert!(
         out.status.success(),
         "cadang {args:?} failed with {:?}\nstdout: {}\nstderr: {}",
@@ -38,6 +45,36 @@ pub fn ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A command's exit code and output, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Where a restore into `target` puts the absolute path `src`.
+pub fn restored(target: &Path, src: &Path) -> PathBuf {
+    target.join(src.strip_prefix("/").expect("absolute source"))
+}
+
+/// `cadang` with the test S3 server's credentials in the environment.
+pub fn s3_cadang(server: &S3Server, args: &[&str]) -> Command {
+    let mut c = cadang(args);
+    c.envs(server.env()).env_remove("AWS_PROFILE");
+    c
+}
+
+pub fn s3_run(server: &S3Server, args: &[&str]) -> Output {
+    s3_cadang(server, args).output().expect("cadang runs")
+}
+
+pub fn s3_ok(server: &S3Server, args: &[&str]) -> String {
+    succeeded(args, s3_run(server, args))
 }
 
 pub fn s(p: &Path) -> &str {
@@ -81,6 +118,12 @@ impl TestRepo {
 
     /// Backs up `paths` and returns the JSON summary.
     pub fn backup(&self, paths: &[&Path], extra: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&ok(&self.backup_args(paths, extra)))
+            .expect("backup --json prints JSON")
+    }
+
+    /// The arguments of a `backup --json` of `paths` into this repository.
+    pub fn backup_args<'a>(&'a self, paths: &[&'a Path], extra: &[&'a str]) -> Vec<&'a str> {
         let mut args = vec![
             "backup",
             "--repo",
@@ -93,7 +136,7 @@ impl TestRepo {
         ];
         args.extend_from_slice(extra);
         args.extend(paths.iter().map(|p| s(p)));
-        serde_json::from_str(&ok(&args)).expect("backup --json prints JSON")
+        args
     }
 
     pub fn snapshots(&self) -> serde_json::Value {
