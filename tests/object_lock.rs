@@ -13,10 +13,21 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use cadang_core::backend::{Backend, FileKind, LocalBackend};
+use cadang_core::backend::{Backend, BackendError, FileKind, LocalBackend};
 use cadang_s3::{S3Backend, S3Options, StaticCredentials};
 use common::*;
 use moto::Moto;
+
+fn moto_options() -> S3Options {
+    S3Options {
+        credentials: Some(StaticCredentials {
+            access_key_id: moto::ACCESS_KEY.into(),
+            secret_access_key: moto::SECRET_KEY.into(),
+            session_token: None,
+        }),
+        ..S3Options::default()
+    }
+}
 
 /// Copies every file of the local repository at `local` to `url`; files of
 /// the kinds in `retain` are written under Object Lock for a day.
@@ -27,15 +38,7 @@ fn copy_to_s3(local: &Path, url: &str, retain: &[FileKind]) {
         .unwrap();
     rt.block_on(async {
         let src = LocalBackend::new(local.to_path_buf());
-        let options = S3Options {
-            credentials: Some(StaticCredentials {
-                access_key_id: moto::ACCESS_KEY.into(),
-                secret_access_key: moto::SECRET_KEY.into(),
-                session_token: None,
-            }),
-            ..S3Options::default()
-        };
-        let dst = S3Backend::with_options(url, options).unwrap();
+        let dst = S3Backend::with_options(url, moto_options()).unwrap();
         let until = SystemTime::now() + Duration::from_secs(86_400);
         let mut kinds = vec![FileKind::Config];
         kinds.extend([
@@ -95,6 +98,94 @@ fn snapshot_count(url: &str) -> usize {
     assert!(out.status.success(), "{}", show(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     v.as_array().map(Vec::len).unwrap_or(0)
+}
+
+/// Objects of `kind` in the store at `url`.
+fn listed(url: &str, kind: FileKind) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let b = S3Backend::with_options(url, moto_options()).unwrap();
+        let files = b.list(kind).await.unwrap();
+        files.into_iter().map(|f| f.name).collect()
+    })
+}
+
+/// `replicate --lock-days` writes the DR copy under Object Lock, and
+/// refuses, before copying anything, a bucket that would not enforce it.
+#[test]
+fn replicate_with_lock_days_locks_the_dr_copy_and_refuses_an_unlocked_bucket() {
+    let m = Moto::start();
+    m.create_bucket("dr-plain", false);
+    m.create_bucket("dr-locked", true);
+    let t = two_snapshots();
+
+    let plain = m.url("dr-plain", "dinkes", "");
+    let out = with_keys(&[
+        "replicate",
+        "--from",
+        s(&t.repo),
+        "--to",
+        &plain,
+        "--lock-days",
+        "1",
+    ]);
+    let text = show(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{text}");
+    assert!(
+        err.contains("--lock-days") && err.contains("Object Lock") && err.contains("dr-plain"),
+        "{text}"
+    );
+    for kind in [FileKind::Config, FileKind::Keys, FileKind::Packs] {
+        assert!(listed(&plain, kind).is_empty(), "{kind} written: {text}");
+    }
+
+    let url = m.url("dr-locked", "dinkes", "");
+    let out = with_keys(&[
+        "replicate",
+        "--from",
+        s(&t.repo),
+        "--to",
+        &url,
+        "--lock-days",
+        "1",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(snapshot_count(&url), 2);
+
+    // Every pack at the target is retained for about a day.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let packs = listed(&url, FileKind::Packs);
+    assert!(!packs.is_empty());
+    rt.block_on(async {
+        let b = S3Backend::with_options(&url, moto_options()).unwrap();
+        let soon = SystemTime::now() + Duration::from_secs(23 * 3600);
+        for p in &packs {
+            let until = b.retained_until(FileKind::Packs, p).await.unwrap();
+            assert!(until.is_some_and(|u| u > soon), "{p}: {until:?}");
+            let err = b.delete(FileKind::Packs, p).await.unwrap_err();
+            assert!(matches!(err, BackendError::Locked { .. }), "{err:?}");
+        }
+    });
+
+    // A compromised data center's forget --prune at the DR copy removes
+    // nothing, says why, and the copy still restores.
+    let out = with_keys(&["forget", "--repo", &url, "--keep-last", "1", "--prune"]);
+    let text = show(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("under Object Lock until"), "{text}");
+    assert_eq!(snapshot_count(&url), 2);
+    assert_eq!(listed(&url, FileKind::Packs), packs);
+    let out = with_keys(&["check", "--repo", &url, "--read-data"]);
+    assert!(out.status.success(), "{}", show(&out));
 }
 
 #[test]

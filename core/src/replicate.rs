@@ -89,6 +89,10 @@ pub async fn replicate(
             )));
         }
     }
+    if opts.retain_until.is_some() {
+        // Locks the target would not enforce are a promise nobody keeps.
+        to.check_retention().await?;
+    }
     let mut report = ReplicationReport {
         repository: config.id.short(),
         pd: config.pd.clone(),

@@ -333,6 +333,31 @@ impl Backend for S3Backend {
             .map_err(|f| self.fail(f, "write", kind, name))
     }
 
+    /// Asks the bucket's Object Lock configuration: retention is enforced
+    /// only on a bucket created with Object Lock enabled. A server that
+    /// cannot answer (s3s-fs, for one, ignores Object Lock) is treated as
+    /// one that does not enforce it.
+    async fn check_retention(&self) -> BackendResult<()> {
+        match self.object_lock_enabled().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(BackendError::Unsupported {
+                location: self.location(),
+                feature: "Object Lock: the bucket was created without it, and it cannot be \
+                          added later to every server; create a new bucket with Object Lock \
+                          enabled for the DR copy",
+            }),
+            Err(f) if f.is_not_implemented() => Err(BackendError::Unsupported {
+                location: self.location(),
+                feature: "Object Lock (the server does not implement it)",
+            }),
+            Err(f) => Err(f.into_error(
+                &self.target,
+                "read the Object Lock configuration of",
+                self.target.location.clone(),
+            )),
+        }
+    }
+
     /// The retain-until date from a HEAD, if it is still in the future.
     /// (HEAD rather than GetObjectRetention: it needs no extra permission,
     /// and some servers do not implement GetObjectRetention.)

@@ -169,6 +169,14 @@ impl Failure {
         self.is_service() && (self.code() == "InvalidRange" || self.status == Some(416))
     }
 
+    /// The bucket has no Object Lock configuration (AWS and moto say
+    /// `ObjectLockConfigurationNotFoundError`, MinIO and Ceph variants of it).
+    pub(crate) fn is_no_lock_configuration(&self) -> bool {
+        self.is_service()
+            && (self.code().contains("ObjectLockConfiguration")
+                || self.code() == "NoSuchObjectLockConfiguration")
+    }
+
     /// The server does not implement a header or operation we sent.
     pub(crate) fn is_not_implemented(&self) -> bool {
         self.is_service() && (self.code() == "NotImplemented" || self.status == Some(501))

@@ -13,7 +13,7 @@
 use std::time::SystemTime;
 
 use aws_sdk_s3::primitives::{ByteStream, DateTime, DateTimeFormat};
-use aws_sdk_s3::types::{ObjectLockLegalHoldStatus, ObjectLockMode};
+use aws_sdk_s3::types::{ObjectLockEnabled, ObjectLockLegalHoldStatus, ObjectLockMode};
 use base64::Engine as _;
 use bytes::Bytes;
 use cadang_core::backend::{BackendError, FileKind};
@@ -97,6 +97,34 @@ impl S3Backend {
                 if f.is_not_found() {
                     self.confirm_bucket().await?;
                     Ok(None)
+                } else {
+                    Err(f)
+                }
+            }
+        }
+    }
+
+    /// Whether the bucket has Object Lock enabled. "No configuration" is
+    /// an answer (false), not an error.
+    pub(crate) async fn object_lock_enabled(&self) -> Result<bool, Failure> {
+        let res = self
+            .client
+            .get_object_lock_configuration()
+            .bucket(self.bucket())
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                self.saw_bucket();
+                Ok(out
+                    .object_lock_configuration()
+                    .and_then(|c| c.object_lock_enabled())
+                    == Some(&ObjectLockEnabled::Enabled))
+            }
+            Err(e) => {
+                let f = Failure::from_sdk(e);
+                if f.is_no_lock_configuration() {
+                    Ok(false)
                 } else {
                     Err(f)
                 }

@@ -35,6 +35,7 @@ async fn locked_objects_survive_delete(extra: &str) {
     let m = Moto::start();
     m.create_bucket("dr-locked", true);
     let b = backend(&m, "dr-locked", extra);
+    b.check_retention().await.unwrap();
     let until = SystemTime::now() + Duration::from_secs(86_400);
     let name = "ab".repeat(32);
     b.write_retained(FileKind::Packs, &name, b"locked pack".to_vec(), until)
@@ -127,6 +128,12 @@ async fn a_bucket_without_object_lock_refuses_retained_writes() {
     let m = Moto::start();
     m.create_bucket("no-lock", false);
     let b = backend(&m, "no-lock", "");
+    // Asked up front, the bucket says it would not enforce retention.
+    let err = b.check_retention().await.unwrap_err();
+    assert!(
+        matches!(err, BackendError::Unsupported { .. }) && err.to_string().contains("without it"),
+        "{err:?}"
+    );
     let until = SystemTime::now() + Duration::from_secs(3600);
     let err = b
         .write_retained(FileKind::Packs, &"cd".repeat(32), b"x".to_vec(), until)

@@ -72,6 +72,18 @@ async fn create_refuses_an_existing_repository_and_repositories_are_separate() {
 }
 
 #[tokio::test]
+async fn a_server_that_ignores_object_lock_is_not_trusted_with_retention() {
+    let server = Server::start().await;
+    let b = server.backend("nolock", "");
+    b.create().await.unwrap();
+    let err = b.check_retention().await.unwrap_err();
+    assert!(
+        matches!(err, BackendError::Unsupported { .. }) && err.to_string().contains("Object Lock"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
 async fn the_largest_default_pack_goes_up_in_one_put() {
     let server = Server::start().await;
     let b = server.backend("one-put", "");

@@ -97,11 +97,12 @@ pub async fn replicate(a: ReplicateArgs) -> Result<u8> {
     let retain_until = a
         .lock_days
         .map(|d| SystemTime::now() + Duration::from_secs(u64::from(d) * 86_400));
-    if retain_until.is_some() && !a.to.starts_with("s3://") {
-        bail!(
-            "--lock-days needs an S3 store with Object Lock at --to; {} is a directory, which cannot enforce retention (nothing was copied)",
-            a.to
-        );
+    if retain_until.is_some() {
+        if let Err(e) = to.check_retention().await {
+            bail!(
+                "--lock-days needs an S3 bucket with Object Lock at --to: {e} (nothing was copied)"
+            );
+        }
     }
     let opts = ReplicateOptions {
         pd: a.pd.clone(),

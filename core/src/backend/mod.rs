@@ -187,6 +187,17 @@ pub trait Backend: Send + Sync + fmt::Debug {
         })
     }
 
+    /// Whether `write_retained` will be enforced here, asked before anything
+    /// is copied: a replication that promises locks should stop at once,
+    /// not after its first pack. `Unsupported` when the store cannot
+    /// enforce retention (or cannot say that it would).
+    async fn check_retention(&self) -> BackendResult<()> {
+        Err(BackendError::Unsupported {
+            location: self.location(),
+            feature: "Object Lock retention",
+        })
+    }
+
     /// When the store will let the file be deleted, if it is under retention.
     async fn retained_until(
         &self,
