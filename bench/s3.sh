@@ -119,9 +119,23 @@ EOF
 )
 "$CADANG" check --repo "s3://dr-site/resume?$EP" --read-data > "$WORK/resume-check.out" 2>&1 && CHECK=pass || CHECK=FAIL
 
-python3 - "$OUT" "$LOCAL" "$S3" "$S3_SERVER_CPU" "$SHARED_LOCAL" "$SHARED_S3" "$SHARED_SERVER_CPU" "$REPL" "$REPL_BYTES" "$LIMIT_MIB" "$BEFORE" "$RESENT" "$CHECK" "$BURST" <<'EOF'
-import sys, datetime
-out, local, s3, srv, slocal, ss3, ssrv, repl, rbytes, limit, before, resent, check, burst = sys.argv[1:]
+# Keyless verification and repair at an S3 site (no target in the issue; for
+# the performance report): a read-data check of the full DR copy, then the
+# same copy repaired from the local store after every one of its packs was
+# deleted behind the store's back.
+VERIFY=$(timed verify "$CADANG" check --repo "s3://dr-site/full?$EP" --read-data)
+find "$WORK/server/dr-site/full/packs" -type f -delete
+REPAIR=$(timed repair "$CADANG" repair --repo "s3://dr-site/full?$EP" --from "$WORK/local" --json)
+REPAIRED=$(python3 -c "import json; r=json.load(open('$WORK/repair.out')); print(len(r['replaced']), len(r['unrepaired']))")
+"$CADANG" check --repo "s3://dr-site/full?$EP" --read-data > "$WORK/repair-check.out" 2>&1 && RCHECK=pass || RCHECK=FAIL
+
+python3 - "$OUT" "$LOCAL" "$S3" "$S3_SERVER_CPU" "$SHARED_LOCAL" "$SHARED_S3" "$SHARED_SERVER_CPU" "$REPL" "$REPL_BYTES" "$LIMIT_MIB" "$BEFORE" "$RESENT" "$CHECK" "$BURST" "$WORK/replicate.out" "$VERIFY" "$REPAIR" "$REPAIRED" "$RCHECK" <<'EOF'
+import sys, datetime, json
+out, local, s3, srv, slocal, ss3, ssrv, repl, rbytes, limit, before, resent, check, burst = sys.argv[1:15]
+replicated, verify, repair, repaired, rcheck = sys.argv[15:]
+pack_bytes = json.load(open(replicated))["packs"]["bytes"]
+replaced, unrepaired = map(int, repaired.split())
+verify, repair = float(verify), float(repair)
 burst, wire_avg, span = map(float, burst.split())
 local, s3, repl, rbytes, limit = float(local), float(s3), float(repl), int(rbytes), float(limit)
 rate = rbytes / repl / 2**20
@@ -140,6 +154,8 @@ lines = [
     f"| (the same, by the command's wall time: start-up, listing and the final files included) | {rbytes/2**20:.1f} MiB in {repl:.2f} s = {rate:.1f} MiB/s ({(rate/limit-1)*100:+.1f}%) | for information | |",
     f"| replication bursts over any 1 s window (bytes on the wire, timestamped by a proxy) | at most {burst*100:.1f}% of the limit | ≤ 110% | {'pass' if burst <= 1.10 else 'FAIL'} |",
     f"| interrupted replication (kill -9 after 4 s), rerun | {before} packs were at the target before the rerun; {resent} of them were written again; target check --read-data: {check} | 0 re-sent | {'pass' if int(resent) == 0 and int(before) > 0 and check == 'pass' else 'FAIL'} |",
+    f"| check --read-data of the S3 DR copy (every pack re-hashed, keyless) | {pack_bytes/2**20:.0f} MiB of packs in {verify:.2f} s = {pack_bytes/2**20/verify:.0f} MiB/s | for information | |",
+    f"| repair of the S3 DR copy from the local store after all its packs were deleted | {repair:.2f} s: {replaced} files replaced, {unrepaired} unrepaired; check --read-data afterwards: {rcheck} | for information | {'pass' if unrepaired == 0 and rcheck == 'pass' else 'FAIL'} |",
     "",
     "Logs: bench/work/s3/.",
 ]

@@ -14,6 +14,7 @@ use crate::id::Id;
 use crate::index::IndexFile;
 use crate::keys::DataIdentity;
 use crate::pack;
+use crate::pack_read::{PackRead, PackReads, PARALLEL_READS};
 use crate::repository::{BlobReader, Repository, IDENTITY_FILE, SECRET_FILE};
 use crate::tree::Tree;
 
@@ -165,31 +166,39 @@ pub async fn check(
         Some(identity) => Some(BlobReader::new(repo, identity).await?),
         None => None,
     };
-    for name in &selected {
-        let Ok(id) = name.parse::<Id>() else {
+    let mut to_read = Vec::with_capacity(selected.len());
+    for name in selected {
+        if name.parse::<Id>().is_err() {
             r.warnings
                 .push(format!("packs/{name} is not a pack name; ignored"));
             continue;
-        };
-        r.packs_read += 1;
-        r.last_read = Some((*name).clone());
-        let data = match b.read(FileKind::Packs, name).await {
-            Ok(d) => d,
-            Err(e) => {
-                r.errors.push(format!("pack {name} cannot be read: {e}"));
+        }
+        to_read.push(name.clone());
+    }
+    r.packs_read = to_read.len();
+    r.last_read = to_read.last().cloned();
+    // Reads finish out of order; the problems found are sorted by pack below
+    // so that two runs over the same damage print the same report.
+    let mut problems = Vec::new();
+    let mut reads = PackReads::new(b.clone(), to_read, PARALLEL_READS);
+    while let Some((name, read)) = reads.next().await {
+        let data = match read {
+            PackRead::Whole(d) => d,
+            PackRead::Damaged => {
+                problems.push(format!(
+                    "pack {name} is corrupt: its content does not match its name"
+                ));
+                continue;
+            }
+            PackRead::Unreadable(e) => {
+                problems.push(format!("pack {name} cannot be read: {e}"));
                 continue;
             }
         };
-        if Id::of_bytes(&data) != id {
-            r.errors.push(format!(
-                "pack {name} is corrupt: its content does not match its name"
-            ));
-            continue;
-        }
         let trailer = match pack::parse_trailer(&data) {
             Ok(t) => t,
             Err(e) => {
-                r.errors.push(format!("pack {name}: {e}"));
+                problems.push(format!("pack {name}: {e}"));
                 continue;
             }
         };
@@ -201,14 +210,16 @@ pub async fn check(
                             .and_then(|s| pack::decode_blob(s, e, Some(reader.secret())))
                         {
                             Ok(_) => r.blobs_verified += 1,
-                            Err(err) => r.errors.push(format!("pack {name}: {err}")),
+                            Err(err) => problems.push(format!("pack {name}: {err}")),
                         }
                     }
                 }
-                Err(e) => r.errors.push(format!("pack {name} does not decrypt: {e}")),
+                Err(e) => problems.push(format!("pack {name} does not decrypt: {e}")),
             }
         }
     }
+    problems.sort();
+    r.errors.extend(problems);
 
     if let Some(reader) = &reader {
         for s in &snapshots {

@@ -28,6 +28,7 @@ pub mod index;
 pub mod keys;
 pub mod lock;
 pub mod pack;
+mod pack_read;
 pub mod prune;
 pub mod ratelimit;
 pub mod repair;

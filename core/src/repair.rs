@@ -15,6 +15,7 @@ use crate::backend::{Backend, FileKind};
 use crate::config::RepoConfig;
 use crate::error::{Error, Result};
 use crate::index::IndexFile;
+use crate::pack_read::{PackRead, PackReads, PARALLEL_READS};
 use crate::repository::config_bytes;
 use crate::snapshot::Snapshot;
 use crate::Id;
@@ -142,29 +143,48 @@ async fn repair_locked(store: &Arc<dyn Backend>, other: &Arc<dyn Backend>) -> Re
         .map(Id::to_hex)
         .chain(sizes.keys().cloned())
         .collect();
-    for name in all {
-        report.packs_checked += 1;
-        let problem = if !sizes.contains_key(&name) {
-            "missing".to_string()
-        } else {
-            match store.read(FileKind::Packs, &name).await {
-                Ok(d) if Id::of_bytes(&d).to_hex() == name => continue,
-                Ok(_) => "its content does not match its name (damaged)".to_string(),
-                Err(e) => e.to_string(),
+    report.packs_checked = all.len() as u64;
+    let (present, missing): (Vec<String>, Vec<String>) =
+        all.into_iter().partition(|n| sizes.contains_key(n));
+    let mut broken: BTreeMap<String, String> = missing
+        .into_iter()
+        .map(|n| (n, "missing".to_string()))
+        .collect();
+    let mut reads = PackReads::new(store.clone(), present, PARALLEL_READS);
+    while let Some((name, read)) = reads.next().await {
+        match read {
+            PackRead::Whole(_) => {}
+            PackRead::Damaged => {
+                broken.insert(name, "its content does not match its name (damaged)".into());
             }
-        };
+            PackRead::Unreadable(e) => {
+                broken.insert(name, e);
+            }
+        }
+    }
+
+    // A lost site makes every pack "broken", so the good copies are fetched
+    // the same way: several at once, each checked against its name.
+    let mut copies = PackReads::new(
+        other.clone(),
+        broken.keys().cloned().collect(),
+        PARALLEL_READS,
+    );
+    while let Some((name, read)) = copies.next().await {
         let item = RepairItem {
             file: format!("packs/{name}"),
-            problem,
+            problem: broken.remove(&name).unwrap_or_default(),
         };
-        match fetch(&**other, FileKind::Packs, &name).await {
-            Some(data) => {
+        match read {
+            PackRead::Whole(data) => {
                 store.write(FileKind::Packs, &name, data).await?;
                 report.replaced.push(item);
             }
-            None => report.unrepaired.push(item),
+            PackRead::Damaged | PackRead::Unreadable(_) => report.unrepaired.push(item),
         }
     }
+    report.replaced.sort_by(|a, b| a.file.cmp(&b.file));
+    report.unrepaired.sort_by(|a, b| a.file.cmp(&b.file));
     Ok(report)
 }
 
