@@ -24,6 +24,7 @@ pub struct ExportArgs {
     /// (default ~/.cache/cadang/<repository id>/exports).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Print the result as JSON instead of text.
     #[arg(long)]
     json: bool,
 }
@@ -83,6 +84,7 @@ pub struct ImportArgs {
     /// Only check the export against its manifest (offline, keyless); write nothing.
     #[arg(long, conflicts_with = "to")]
     verify_only: bool,
+    /// Print the result as JSON instead of text.
     #[arg(long)]
     json: bool,
 }

@@ -29,6 +29,7 @@ pub struct CheckArgs {
     /// Where the rolling --read-data-subset position is kept (default ~/.cache/cadang).
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+    /// Print the result as JSON instead of text.
     #[arg(long)]
     json: bool,
 }
@@ -129,6 +130,7 @@ pub struct ForgetArgs {
     /// Show what would be removed, change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Print the result as JSON instead of text.
     #[arg(long)]
     json: bool,
 }
@@ -255,6 +257,7 @@ fn print_locked(cmd: &str, what: &str, locked: &[prune::LockedFile]) {
 pub struct PruneArgs {
     #[command(flatten)]
     repo: RepoArg,
+    /// Print the result as JSON instead of text.
     #[arg(long)]
     json: bool,
 }

@@ -23,6 +23,7 @@ pub struct SnapshotsArgs {
     paths: bool,
     #[command(flatten)]
     key: KeyArgs,
+    /// Print the result as JSON instead of text.
     #[arg(long)]
     json: bool,
 }
@@ -118,6 +119,7 @@ pub struct LsArgs {
     snapshot: String,
     #[command(flatten)]
     key: KeyArgs,
+    /// Print the result as JSON instead of text.
     #[arg(long)]
     json: bool,
 }
@@ -187,6 +189,7 @@ pub struct RestoreArgs {
     includes: Vec<PathBuf>,
     #[command(flatten)]
     key: KeyArgs,
+    /// Print the result as JSON instead of text.
     #[arg(long)]
     json: bool,
 }

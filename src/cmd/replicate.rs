@@ -36,6 +36,7 @@ pub struct ReplicateArgs {
     /// Files in flight at once.
     #[arg(long, default_value_t = 4)]
     parallel: usize,
+    /// Print the result as JSON instead of text.
     #[arg(long)]
     json: bool,
 }
@@ -177,6 +178,7 @@ pub struct RepairArgs {
     /// The other site's store, holding the same repository.
     #[arg(long, value_name = "STORE")]
     from: String,
+    /// Print the result as JSON instead of text.
     #[arg(long)]
     json: bool,
 }
