@@ -13,6 +13,7 @@
 //! controller and the CLI alike.
 
 pub mod error;
+pub mod model;
 pub mod retention;
 pub mod schedule;
 
