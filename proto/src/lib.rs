@@ -12,6 +12,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod signals;
 pub mod token;
 
 pub use token::{EnrollmentToken, TokenError};
