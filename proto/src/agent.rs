@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 /// What an agent is for. A drill runner sits at the DR site with read-only
 /// DR credentials and runs restore drills; it never gets on-site write access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum AgentRole {
     Backup,
@@ -27,6 +28,7 @@ pub enum AgentRole {
 /// POST [`crate::paths::ENROLL`]. The keys were made on the agent's host; only
 /// public halves travel.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollRequest {
     pub proto: u32,
     /// The secret half of the enrollment token (see
@@ -48,6 +50,7 @@ pub struct EnrollRequest {
 /// backup agent this is a write credential for its PD's prefix of the on-site
 /// store, never the DR site's.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoreAccess {
     /// A directory path or `s3://BUCKET/PREFIX?endpoint=...`.
     pub url: String,
@@ -73,6 +76,7 @@ impl std::fmt::Debug for StoreAccess {
 /// What an agent needs to write its PD's repository: enough to deduplicate
 /// and sign, never to read (the identity stays with the Wali Data).
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RepositoryGrant {
     pub pd: String,
     pub repo_id: String,
@@ -93,6 +97,7 @@ impl std::fmt::Debug for RepositoryGrant {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollResponse {
     pub agent_id: String,
     pub host: String,
@@ -111,6 +116,7 @@ pub struct EnrollResponse {
 /// their schedules. Cached on disk so backups go on while the controller is
 /// unreachable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentPolicy {
     /// Changes whenever anything in this policy changes; the agent sends the
     /// version it holds and gets a new policy only when it differs.
@@ -127,6 +133,7 @@ pub struct AgentPolicy {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SourceSpec {
     /// Unique within the host (`files`, `db-siak`).
     pub name: String,
@@ -140,6 +147,7 @@ pub struct SourceSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum SourceKind {
     Paths {
@@ -156,6 +164,7 @@ pub enum SourceKind {
 /// POST [`crate::paths::POLL`]: the controller answers at once when it has
 /// something for the agent, otherwise after `wait_seconds` with no jobs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PollRequest {
     pub proto: u32,
     /// The [`AgentPolicy::version`] the agent holds (empty if none).
@@ -168,6 +177,7 @@ pub struct PollRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PollResponse {
     /// Present when the agent's policy version is stale.
     #[serde(default)]
@@ -179,6 +189,7 @@ pub struct PollResponse {
 pub type JobId = String;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Job {
     pub id: JobId,
     pub kind: JobKind,
@@ -188,6 +199,7 @@ pub struct Job {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum JobKind {
     /// Back up one source. `slot` is the scheduled time for a scheduled run,
@@ -207,6 +219,7 @@ pub enum JobKind {
 
 /// A running job as the agent sees it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobProgress {
     #[serde(default)]
     pub job_id: Option<JobId>,
@@ -220,6 +233,7 @@ pub struct JobProgress {
 
 /// POST [`crate::paths::REPORTS`]: reports in the order the agent wrote them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportBatch {
     pub reports: Vec<JobReport>,
 }
@@ -228,11 +242,13 @@ pub struct ReportBatch {
 /// had stored before (a resend after a lost answer): the agent then drops
 /// them from its spool. Delivery is therefore exactly once by `report_id`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportAck {
     pub accepted: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobReport {
     /// Made by the agent when the job ends; unique per agent, never reused.
     pub report_id: String,
@@ -249,6 +265,7 @@ pub struct JobReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum ReportKind {
     Backup {
@@ -272,6 +289,7 @@ pub enum ReportKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     Succeeded,
@@ -283,6 +301,7 @@ pub enum Outcome {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BackupStats {
     pub files: u64,
     pub dirs: u64,

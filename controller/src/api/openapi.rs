@@ -1,0 +1,46 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{agent, people, App};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "cadang controller", description = "Agents (client certificate) and people (bearer token). Who may call what: controller/src/api/auth.rs ROUTES."),
+    paths(
+        agent::enroll, agent::poll, agent::reports,
+        people::fleet, people::jobs, people::backup_now, people::revoke, people::snapshots,
+        people::register_pd, people::reload, people::create_user, people::enroll_token,
+        people::metrics, document,
+    ),
+    modifiers(&Bearer),
+)]
+pub struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn spec() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+#[utoipa::path(get, path = "/api/openapi.json", tag = "people", security(("bearer" = [])),
+    responses((status = 200, description = "This document", content_type = "application/json", body = Object)))]
+pub async fn document(State(_app): State<Arc<App>>) -> Response {
+    let text = spec().to_pretty_json().unwrap_or_default();
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], text).into_response()
+}

@@ -1,0 +1,271 @@
+//! The scheduler loop: what is due becomes jobs, in one transaction with
+//! the RunBook, then the loop sleeps until the engine's next wake-up (or a
+//! reload, a report or backup-now wakes it early).
+//!
+//! Backups become agent jobs (one per source at a time); replication,
+//! verification and retention go to the site-job pool, whose results come
+//! back as finished jobs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cadang_policies::model::{PolicySet, Site};
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::api::App;
+use crate::engine::{self, SiteJob, SiteJobKind, SiteJobPool, SiteJobResult, SiteOutcome, TaskKey};
+use crate::error::Result;
+use crate::state::agents::{self, AgentRecord};
+use crate::state::jobs::{self, JobRecord, JobState};
+
+pub fn site_name(site: Site) -> &'static str {
+    match site {
+        Site::OnSite => "onsite",
+        Site::Dr => "dr",
+    }
+}
+
+pub fn outcome_name(o: SiteOutcome) -> &'static str {
+    match o {
+        SiteOutcome::Succeeded => "succeeded",
+        SiteOutcome::Problems => "problems",
+        SiteOutcome::Failed => "failed",
+        SiteOutcome::Cancelled => "cancelled",
+        SiteOutcome::TimedOut => "timed-out",
+    }
+}
+
+/// Runs until `stop` turns true.
+pub async fn run(app: Arc<App>, pool: Arc<SiteJobPool>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let now = app.clock.now();
+        let wake = match app.policies() {
+            Some(set) => match round(&app, &pool, &set, now).await {
+                Ok(()) => {
+                    let book = app.runbook.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    engine::next_wakeup(&set, &book, now)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "dispatch failed; retrying in a minute");
+                    now + chrono::Duration::minutes(1)
+                }
+            },
+            None => now + chrono::Duration::minutes(1),
+        };
+        tokio::select! {
+            _ = app.clock.sleep_until(wake) => {}
+            _ = app.wake.notified() => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// One pass: everything due now, dispatched and remembered atomically.
+pub async fn round(app: &Arc<App>, pool: &SiteJobPool, set: &PolicySet, now: DateTime<Utc>) -> Result<()> {
+    let mut book = app.runbook.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    book.ensure_started(now);
+    let dues = engine::due(set, &book, now);
+    if dues.is_empty() {
+        return Ok(());
+    }
+    let by_host: HashMap<String, AgentRecord> = app
+        .state
+        .read(agents::all)?
+        .into_iter()
+        .filter(|a| a.revoked.is_none() && a.role == cadang_proto::agent::AgentRole::Backup)
+        .map(|a| (a.host.clone(), a))
+        .collect();
+    let mut site_jobs = Vec::new();
+    let mut backups = Vec::new();
+    for due in &dues {
+        book.mark_dispatched(due);
+        match &due.key {
+            TaskKey::Backup { host, source, .. } => match by_host.get(host) {
+                Some(agent) => backups.push((agent.clone(), source.clone(), due.slot)),
+                None => tracing::warn!(%host, %source, "backup due but no agent is enrolled for the host"),
+            },
+            TaskKey::Drill { pd } => tracing::debug!(%pd, "drills are run by the drills feature"),
+            key => {
+                if let Some(job) = site_job(app, set, key, now) {
+                    if matches!(key, TaskKey::Replicate { .. }) {
+                        book.record_replication_start(key.pd(), now);
+                    }
+                    site_jobs.push((job, key.clone()));
+                }
+            }
+        }
+    }
+    let app2 = app.clone();
+    let book2 = book.clone();
+    let (created, site_records) = app
+        .state
+        .write_blocking(move |txn| {
+            let mut created = Vec::new();
+            for (agent, source, slot) in backups {
+                if let Some(j) = jobs::create(txn, jobs::backup_job(&agent, &source, Some(slot.timestamp()), now))? {
+                    created.push(j);
+                }
+            }
+            let mut records = Vec::new();
+            for (job, key) in site_jobs {
+                if let Some(rec) = jobs::create(txn, site_record(&job, &key, now))? {
+                    records.push((rec, job));
+                }
+            }
+            jobs::save_runbook(txn, &book2)?;
+            *app2.runbook.lock().unwrap_or_else(|p| p.into_inner()) = book2;
+            Ok((created, records))
+        })
+        .await?;
+    for j in &created {
+        if let Some(agent) = &j.agent_id {
+            app.notifier(agent).notify_one();
+        }
+    }
+    submit_site_jobs(app, pool, site_records, now).await
+}
+
+async fn submit_site_jobs(app: &Arc<App>, pool: &SiteJobPool, records: Vec<(JobRecord, SiteJob)>, now: DateTime<Utc>) -> Result<()> {
+    let mut refused = Vec::new();
+    for (rec, mut job) in records {
+        job.id = rec.id.clone();
+        if let Err(e) = pool.submit(job) {
+            refused.push((rec, e.to_string()));
+        }
+    }
+    if refused.is_empty() {
+        return Ok(());
+    }
+    app.state
+        .write_blocking(move |txn| {
+            for (mut rec, why) in refused {
+                jobs::finish(txn, &mut rec, "skipped", &why, now)?;
+            }
+            Ok(())
+        })
+        .await
+}
+
+fn site_record(job: &SiteJob, key: &TaskKey, now: DateTime<Utc>) -> JobRecord {
+    let site = match key {
+        TaskKey::Verify { site, .. } | TaskKey::Retention { site, .. } => Some(site_name(*site).to_string()),
+        _ => None,
+    };
+    JobRecord {
+        id: String::new(),
+        kind: job.kind.name().to_string(),
+        pd: job.pd.clone(),
+        host: None,
+        source: None,
+        site: site.clone(),
+        agent_id: None,
+        state: JobState::Queued,
+        slot: None,
+        created: now,
+        delivered: None,
+        started: None,
+        finished: None,
+        attempts: 0,
+        outcome: None,
+        message: String::new(),
+        snapshot: None,
+        stats: None,
+        detail: serde_json::Value::Null,
+        active_key: Some(format!("site/{}/{}/{}", job.kind.name(), job.pd, site.unwrap_or_default())),
+    }
+}
+
+/// The pool job for a site task, with the stores from the config.
+fn site_job(app: &App, set: &PolicySet, key: &TaskKey, now: DateTime<Utc>) -> Option<SiteJob> {
+    let pd = key.pd();
+    let policy = set.pds.get(pd)?;
+    let target = |name: &str| {
+        let t = app.config.store_target(name);
+        if t.is_none() {
+            tracing::error!(store = name, %pd, "store not configured in controller.toml; job skipped");
+        }
+        t
+    };
+    let store_of = |site: Site| match site {
+        Site::OnSite => target(&policy.onsite_store),
+        Site::Dr => target(&policy.dr_store),
+    };
+    let kind = match key {
+        TaskKey::Replicate { .. } => SiteJobKind::Replicate {
+            from: target(&policy.onsite_store)?,
+            to: target(&policy.dr_store)?,
+            bandwidth_limit: policy.replication.bandwidth_limit,
+            window_end: engine::window_end(set, pd, now),
+            lock_days: policy.object_lock_days,
+        },
+        TaskKey::Verify { site, .. } => SiteJobKind::Verify {
+            store: store_of(*site)?,
+            site: *site,
+            read_share_percent: policy.verification.read_share_percent,
+        },
+        TaskKey::Retention { site, .. } => SiteJobKind::Retention {
+            store: store_of(*site)?,
+            site: *site,
+            keep: policy.retention.clone(),
+        },
+        _ => return None,
+    };
+    Some(SiteJob {
+        id: String::new(),
+        pd: pd.to_string(),
+        kind,
+    })
+}
+
+/// Records site-job results as they arrive.
+pub async fn collect_results(app: Arc<App>, mut results: UnboundedReceiver<SiteJobResult>) {
+    while let Some(r) = results.recv().await {
+        if let Err(e) = record_result(&app, r).await {
+            tracing::error!(error = %e, "recording a site-job result failed");
+        }
+    }
+}
+
+pub async fn record_result(app: &Arc<App>, r: SiteJobResult) -> Result<()> {
+    let outcome = outcome_name(r.outcome);
+    app.metrics.job_finished(r.job.kind.name(), outcome);
+    let id = r.job.id.clone();
+    app.state
+        .write_blocking(move |txn| {
+            let mut rec = {
+                let table = txn.open_table(crate::state::JOBS)?;
+                match crate::state::get_json::<JobRecord>(&table, &id)? {
+                    Some(j) => j,
+                    None => return Ok(()),
+                }
+            };
+            rec.started = Some(r.started);
+            rec.attempts = r.attempt;
+            rec.detail = r.detail.clone();
+            jobs::finish(txn, &mut rec, outcome, &r.message, r.finished)
+        })
+        .await
+}
+
+/// At start: site jobs the previous process had running are gone with it.
+pub fn close_orphaned_site_jobs(app: &App, now: DateTime<Utc>) -> Result<()> {
+    let orphans: Vec<JobRecord> = app
+        .state
+        .read(jobs::unfinished)?
+        .into_iter()
+        .filter(|j| j.agent_id.is_none())
+        .collect();
+    if orphans.is_empty() {
+        return Ok(());
+    }
+    app.state.write(|txn| {
+        for mut j in orphans {
+            jobs::finish(txn, &mut j, "interrupted", "the controller stopped while this job ran; it runs again at its next slot", now)?;
+        }
+        Ok(())
+    })
+}
