@@ -6,6 +6,7 @@
 pub mod backup;
 pub mod browse;
 pub mod cache;
+pub mod daemon;
 pub mod restore;
 mod source;
 mod walk;
