@@ -50,6 +50,9 @@ enum Command {
     Replicate(cmd::replicate::ReplicateArgs),
     /// Replace missing or damaged packs and index files from the other site (keyless).
     Repair(cmd::replicate::RepairArgs),
+    /// Enroll this server with a controller, or run the agent daemon.
+    #[command(subcommand)]
+    Agent(cmd::agent::AgentCommand),
 }
 
 /// glibc gives each thread that allocates its own heap arena (up to 8 per
@@ -127,6 +130,7 @@ fn main() -> ExitCode {
             Command::Import(a) => cmd::export::import(a).await,
             Command::Replicate(a) => cmd::replicate::replicate(a).await,
             Command::Repair(a) => cmd::replicate::repair(a).await,
+            Command::Agent(c) => cmd::agent::run(c).await,
         }
     });
     match result {

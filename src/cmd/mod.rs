@@ -1,3 +1,4 @@
+pub mod agent;
 pub mod backup;
 pub mod export;
 pub mod maint;

@@ -24,6 +24,7 @@ pub mod tls;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
+pub use cadang_proto::EnrollmentToken;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{AgentConfig, StatePaths, Tuning};
 pub use enroll::{enroll, EnrollOptions};
@@ -62,4 +63,23 @@ impl RunLock {
         }
         Ok(RunLock { _file: file })
     }
+}
+
+/// A shutdown signal for [`run`] that turns true on SIGTERM or SIGINT
+/// (systemd's stop, Ctrl-C).
+pub fn shutdown_on_signals() -> Result<tokio::sync::watch::Receiver<bool>, DaemonError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term =
+        signal(SignalKind::terminate()).map_err(DaemonError::io("listen for", "SIGTERM"))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(DaemonError::io("listen for", "SIGINT"))?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+        let _ = tx.send(true);
+    });
+    Ok(rx)
 }

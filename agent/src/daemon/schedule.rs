@@ -143,7 +143,7 @@ mod tests {
     fn a_0200_wita_slot_falls_due_at_1800_utc_the_day_before() {
         let p = policy("0 2 * * *", "Asia/Makassar", 0);
         let mut f = SlotFinder::default();
-        let since = t("2026-12-01T00:00:00Z");
+        let since = t("2026-12-02T00:00:00Z");
         assert!(f.due(&p, since, t("2026-12-02T17:59:59Z")).is_empty());
         let due = f.due(&p, since, t("2026-12-02T18:00:00Z"));
         assert_eq!(due.len(), 1);
@@ -182,7 +182,7 @@ mod tests {
         let off = jitter_offset("srv-dinkes", "files", 600);
         let mut f = SlotFinder::default();
         let slot = t("2026-12-02T18:00:00Z");
-        let since = t("2026-12-01T00:00:00Z");
+        let since = t("2026-12-02T00:00:00Z");
         if off > 0 {
             assert!(f.due(&p, since, slot).is_empty());
         }
