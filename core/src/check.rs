@@ -1,22 +1,32 @@
 //! Verification. Levels: structure (keyless: every file parses, every pack a
-//! snapshot needs exists with the size the index records), content
-//! (keyless: re-hash packs against their names, all or a rolling share), and
-//! deep (with the data identity: decrypt and re-hash every blob, and walk
-//! every snapshot's trees).
+//! snapshot needs exists with the size the index records, every index entry
+//! agrees with its pack's own trailer, every signer is certified), content
+//! (keyless: re-hash packs against their names, all or a rolling share, and
+//! check each trailer against its pack's real layout), and deep (with the
+//! data identity: decrypt and re-hash every blob on every core, and walk
+//! every tree of every snapshot as a restore would).
+//!
+//! The rule: whatever makes `restore` or `dump` fail must fail the check at
+//! the lowest level that can see it, and the error names the file, pack,
+//! blob or snapshot concerned.
+
+mod deep;
+mod signers;
+mod trailers;
 
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
 use crate::backend::{BackendError, FileKind};
+use crate::certify::TrustAnchors;
 use crate::error::Result;
 use crate::id::Id;
 use crate::index::IndexFile;
 use crate::keys::DataIdentity;
-use crate::pack;
-use crate::pack_read::{PackRead, PackReads, PARALLEL_READS};
+use crate::pack::BlobEntry;
 use crate::repository::{BlobReader, Repository, IDENTITY_FILE, SECRET_FILE};
-use crate::tree::Tree;
+use crate::snapshot::Snapshot;
 
 pub enum ReadData {
     None,
@@ -29,6 +39,16 @@ pub enum ReadData {
     },
 }
 
+/// Everything a check can be given. `deep` implies reading every pack.
+pub struct CheckOptions<'a> {
+    pub read: ReadData,
+    pub deep: Option<&'a DataIdentity>,
+    /// Keys trusted to certify agents (from outside the store). With none, a
+    /// certified signer is reported as unverifiable (a warning), an
+    /// uncertified one is still an error.
+    pub trust: TrustAnchors,
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct CheckReport {
     pub snapshots: usize,
@@ -36,6 +56,10 @@ pub struct CheckReport {
     pub packs: usize,
     pub packs_read: usize,
     pub blobs_verified: usize,
+    /// Packs whose trailer was compared with the index.
+    pub trailers_checked: usize,
+    /// Trees walked by `--deep`.
+    pub trees_checked: usize,
     /// Packs no snapshot needs (left by interrupted backups; prune removes them).
     pub unreferenced_packs: usize,
     /// The last pack read, for the next `--read-data-subset` run.
@@ -50,31 +74,87 @@ impl CheckReport {
     }
 }
 
+/// What the index files say about each pack: per index file naming it, the
+/// size and entries it records.
+#[derive(Default)]
+pub(crate) struct Indexed {
+    pub by_pack: HashMap<Id, Vec<(String, u64, Vec<BlobEntry>)>>,
+}
+
+/// The check as before certified signers: trust anchors come only from the
+/// identity, when `deep` gives one.
 pub async fn check(
     repo: &Repository,
     read: ReadData,
     deep: Option<&DataIdentity>,
 ) -> Result<CheckReport> {
-    let b = repo.backend();
+    let trust = deep.map(TrustAnchors::custodian).unwrap_or_default();
+    check_with(repo, CheckOptions { read, deep, trust }).await
+}
+
+pub async fn check_with(repo: &Repository, opts: CheckOptions<'_>) -> Result<CheckReport> {
     let mut r = CheckReport::default();
+    key_files(repo, &mut r).await?;
+    let packs = list_packs(repo, &mut r).await?;
+    let indexed = load_index_files(repo, &packs, &mut r).await?;
+    let snapshots = check_snapshots(repo, &packs, &indexed, &mut r).await?;
+    signers::check_signers(repo, &snapshots, &opts.trust, &mut r).await?;
+
+    let read = if opts.deep.is_some() {
+        ReadData::All
+    } else {
+        opts.read
+    };
+    let selected = select_packs(&packs, &read, &mut r);
+    let reader = match opts.deep {
+        Some(identity) => Some(BlobReader::new(repo, identity).await?),
+        None => None,
+    };
+    // Packs read whole are compared with the index from their bytes; the
+    // rest through ranged reads of their trailers.
+    let read_set: HashSet<&String> = selected.iter().collect();
+    trailers::cross_check_ranged(repo, &packs, &indexed, &read_set, &mut r).await?;
+    let verified = deep::read_packs(repo, selected, &indexed, reader.as_ref(), &mut r).await;
+
+    if let Some(reader) = &reader {
+        for s in &snapshots {
+            deep::walk_snapshot(reader, s, &verified, &mut r).await;
+        }
+    }
+    Ok(r)
+}
+
+async fn key_files(repo: &Repository, r: &mut CheckReport) -> Result<()> {
     for key in [IDENTITY_FILE, SECRET_FILE] {
-        if b.stat(FileKind::Keys, key).await?.is_none() {
+        if repo.backend().stat(FileKind::Keys, key).await?.is_none() {
             r.errors.push(format!(
                 "keys/{key} is missing: the data cannot be restored without it"
             ));
         }
     }
+    Ok(())
+}
 
-    let packs: HashMap<String, u64> = b
+async fn list_packs(repo: &Repository, r: &mut CheckReport) -> Result<HashMap<String, u64>> {
+    let packs: HashMap<String, u64> = repo
+        .backend()
         .list(FileKind::Packs)
         .await?
         .into_iter()
         .map(|f| (f.name, f.size))
         .collect();
     r.packs = packs.len();
+    Ok(packs)
+}
 
-    let mut indexed: HashMap<Id, (u64, String)> = HashMap::new();
-    let mut index_files = Vec::new();
+/// Parses every index file and compares each pack it lists with the store.
+async fn load_index_files(
+    repo: &Repository,
+    packs: &HashMap<String, u64>,
+    r: &mut CheckReport,
+) -> Result<Indexed> {
+    let b = repo.backend();
+    let mut indexed = Indexed::default();
     for f in b.list(FileKind::Index).await? {
         r.index_files += 1;
         let data = match b.read(FileKind::Index, &f.name).await {
@@ -82,29 +162,43 @@ pub async fn check(
             Err(BackendError::NotFound { .. }) => continue,
             Err(e) => return Err(e.into()),
         };
-        match IndexFile::parse(&f.name, &data) {
-            Ok(idx) => {
-                for p in &idx.packs {
-                    match packs.get(&p.id.to_hex()) {
-                        None => r.errors.push(format!(
-                            "pack {} (listed in index/{}) is missing",
-                            p.id, f.name
-                        )),
-                        Some(&size) if size != p.size => r.errors.push(format!(
-                            "pack {} has size {size}, but index/{} records {}",
-                            p.id, f.name, p.size
-                        )),
-                        Some(_) => {}
-                    }
-                    indexed.insert(p.id, (p.size, f.name.clone()));
-                }
-                index_files.push(idx);
+        let idx = match IndexFile::parse(&f.name, &data) {
+            Ok(idx) => idx,
+            Err(e) => {
+                r.errors.push(e.to_string());
+                continue;
             }
-            Err(e) => r.errors.push(e.to_string()),
+        };
+        for p in idx.packs {
+            match packs.get(&p.id.to_hex()) {
+                None => r.errors.push(format!(
+                    "pack {} (listed in index/{}) is missing",
+                    p.id, f.name
+                )),
+                Some(&size) if size != p.size => r.errors.push(format!(
+                    "pack {} has size {size}, but index/{} records {}",
+                    p.id, f.name, p.size
+                )),
+                Some(_) => {}
+            }
+            indexed
+                .by_pack
+                .entry(p.id)
+                .or_default()
+                .push((f.name.clone(), p.size, p.blobs));
         }
     }
+    Ok(indexed)
+}
 
-    let agents = repo.agent_keys().await?;
+/// Every snapshot parses, belongs here, and lists packs that exist and
+/// that some index names (restore finds blobs only through the index).
+async fn check_snapshots(
+    repo: &Repository,
+    packs: &HashMap<String, u64>,
+    indexed: &Indexed,
+    r: &mut CheckReport,
+) -> Result<Vec<Snapshot>> {
     let (snapshots, bad) = repo.snapshots().await?;
     r.snapshots = snapshots.len() + bad.len();
     for (name, e) in bad {
@@ -112,12 +206,6 @@ pub async fn check(
     }
     let mut referenced = HashSet::new();
     for s in &snapshots {
-        if !agents.contains_key(&s.signer) {
-            r.errors.push(format!(
-                "snapshot {} is signed by {}, which is not an enrolled agent key",
-                s.id, s.signer
-            ));
-        }
         if s.payload.repo_id != repo.config.id {
             r.errors
                 .push(format!("snapshot {} belongs to another repository", s.id));
@@ -129,7 +217,7 @@ pub async fn check(
                     "snapshot {} needs pack {p}, which is missing",
                     s.id.short()
                 ));
-            } else if !indexed.contains_key(p) {
+            } else if !indexed.by_pack.contains_key(p) {
                 r.errors.push(format!(
                     "snapshot {} needs pack {p}, which is in no index",
                     s.id.short()
@@ -145,10 +233,15 @@ pub async fn check(
                 .unwrap_or(true)
         })
         .count();
+    Ok(snapshots)
+}
 
+/// The packs to read whole, in name order (a rolling share continues after
+/// the previous run's last pack).
+fn select_packs(packs: &HashMap<String, u64>, read: &ReadData, r: &mut CheckReport) -> Vec<String> {
     let mut names: Vec<&String> = packs.keys().collect();
     names.sort();
-    let selected: Vec<&String> = match &read {
+    let selected: Vec<&String> = match read {
         ReadData::None => Vec::new(),
         ReadData::All => names.clone(),
         ReadData::Subset { percent, after } => {
@@ -162,114 +255,16 @@ pub async fn check(
                 .collect()
         }
     };
-    let reader = match deep {
-        Some(identity) => Some(BlobReader::new(repo, identity).await?),
-        None => None,
-    };
-    let mut to_read = Vec::with_capacity(selected.len());
+    let mut out = Vec::with_capacity(selected.len());
     for name in selected {
         if name.parse::<Id>().is_err() {
             r.warnings
                 .push(format!("packs/{name} is not a pack name; ignored"));
             continue;
         }
-        to_read.push(name.clone());
+        out.push(name.clone());
     }
-    r.packs_read = to_read.len();
-    r.last_read = to_read.last().cloned();
-    // Reads finish out of order; the problems found are sorted by pack below
-    // so that two runs over the same damage print the same report.
-    let mut problems = Vec::new();
-    let mut reads = PackReads::new(b.clone(), to_read, PARALLEL_READS);
-    while let Some((name, read)) = reads.next().await {
-        let data = match read {
-            PackRead::Whole(d) => d,
-            PackRead::Damaged => {
-                problems.push(format!(
-                    "pack {name} is corrupt: its content does not match its name"
-                ));
-                continue;
-            }
-            PackRead::Unreadable(e) => {
-                problems.push(format!("pack {name} cannot be read: {e}"));
-                continue;
-            }
-        };
-        let trailer = match pack::parse_trailer(&data) {
-            Ok(t) => t,
-            Err(e) => {
-                problems.push(format!("pack {name}: {e}"));
-                continue;
-            }
-        };
-        if let Some(reader) = &reader {
-            match pack::decrypt_pack(&data, reader.identity()) {
-                Ok(plain) => {
-                    for e in &trailer.blobs {
-                        match pack::blob_slice(&plain, e)
-                            .and_then(|s| pack::decode_blob(s, e, Some(reader.secret())))
-                        {
-                            Ok(_) => r.blobs_verified += 1,
-                            Err(err) => problems.push(format!("pack {name}: {err}")),
-                        }
-                    }
-                }
-                Err(e) => problems.push(format!("pack {name} does not decrypt: {e}")),
-            }
-        }
-    }
-    problems.sort();
-    r.errors.extend(problems);
-
-    if let Some(reader) = &reader {
-        for s in &snapshots {
-            if let Err(e) = check_snapshot_trees(reader, s, &mut r).await {
-                r.errors.push(format!("snapshot {}: {e}", s.id.short()));
-            }
-        }
-    }
-    Ok(r)
-}
-
-/// Walks a snapshot's trees: every blob must be indexed, in a pack the
-/// snapshot lists.
-async fn check_snapshot_trees(
-    reader: &BlobReader<'_>,
-    s: &crate::snapshot::Snapshot,
-    r: &mut CheckReport,
-) -> Result<()> {
-    let body = s.body(reader.identity())?;
-    let packs: HashSet<Id> = s.payload.packs.iter().copied().collect();
-    let mut stack = vec![body.tree];
-    let mut seen = HashSet::new();
-    let check_blob = |id: &Id, r: &mut CheckReport| match reader.index.get(id) {
-        None => r.errors.push(format!(
-            "snapshot {} needs blob {id}, which is in no index",
-            s.id.short()
-        )),
-        Some(loc) if !packs.contains(&loc.pack) => r.errors.push(format!(
-            "snapshot {} needs pack {} but does not list it",
-            s.id.short(),
-            loc.pack
-        )),
-        Some(_) => {}
-    };
-    while let Some(t) = stack.pop() {
-        if !seen.insert(t) {
-            continue;
-        }
-        check_blob(&t, r);
-        let tree: Tree = reader.load_tree(&t).await?;
-        for n in tree.nodes {
-            if let Some(sub) = n.subtree {
-                stack.push(sub);
-            }
-            for e in &n.content {
-                if let crate::tree::Extent::Chunk(id) = e {
-                    check_blob(id, r);
-                }
-            }
-        }
-    }
-    Ok(())
+    r.packs_read = out.len();
+    r.last_read = out.last().cloned();
+    out
 }

@@ -16,6 +16,12 @@ use crate::error::{Error, Result};
 const LEVEL: i32 = 10;
 /// No trailer or index file inflates beyond this; more means a hostile file.
 const MAX_DECODED: u64 = 512 * 1024 * 1024;
+/// Nor beyond this multiple of its stored size (plus a little): chunk ids
+/// are random, so real files shrink about 3-4 times; a zstd "bomb" that
+/// would inflate a few KiB into hundreds of MiB is refused before it costs
+/// that memory.
+const MAX_RATIO: u64 = 64;
+const SMALL: u64 = 1024 * 1024;
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let json = serde_json::to_vec(value).expect("serialisable");
@@ -26,13 +32,20 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 pub(crate) fn decode<T: DeserializeOwned>(data: &[u8], what: &str) -> Result<T> {
     let corrupt = |e: String| Error::Corrupt(format!("{what} is unreadable: {e}"));
     let decoder = zstd::stream::read::Decoder::new(data).map_err(|e| corrupt(e.to_string()))?;
+    let limit = (data.len() as u64)
+        .saturating_mul(MAX_RATIO)
+        .saturating_add(SMALL)
+        .min(MAX_DECODED);
     let mut json = Vec::new();
     decoder
-        .take(MAX_DECODED + 1)
+        .take(limit + 1)
         .read_to_end(&mut json)
         .map_err(|e| corrupt(e.to_string()))?;
-    if json.len() as u64 > MAX_DECODED {
-        return Err(corrupt("it inflates beyond 512 MiB".into()));
+    if json.len() as u64 > limit {
+        return Err(corrupt(format!(
+            "it inflates beyond {limit} bytes, far more than a real one ({} bytes stored)",
+            data.len()
+        )));
     }
     serde_json::from_slice(&json).map_err(|e| corrupt(e.to_string()))
 }

@@ -37,6 +37,12 @@ pub enum Error {
     Format(String),
     #[error("unsupported repository format version {0}; this cadang reads version 1")]
     UnsupportedVersion(u32),
+    #[error("snapshot {snapshot} is signed by agent key {signer}, which no trusted key certified ({reason}); it was refused because anyone who can write the store could have added that key. If the agent is genuine, have the custodian (Wali Data) or the controller certify it again")]
+    UncertifiedSigner {
+        snapshot: String,
+        signer: String,
+        reason: String,
+    },
     #[error("encryption failed: {0}")]
     Crypto(String),
     #[error("{0}")]

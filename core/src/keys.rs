@@ -8,7 +8,8 @@
 //!   FastCDC gear seed and the metadata key (host names and tags). Agents and
 //!   the controller hold it; it is not enough to read contents or file names.
 //! * Each agent has an **ed25519 signing key**: snapshots are signed by the
-//!   agent that made them.
+//!   agent that made them, and the key counts only when certified by the
+//!   custodian or the controller (see `certify`).
 
 use std::io::{Read, Write};
 use std::str::FromStr;
@@ -323,6 +324,13 @@ pub struct Credentials {
     pub data_recipient: String,
     pub repo_secret: RepoSecret,
     pub agent_signing_key: String,
+    /// The custodian's public signing key (hex, see `certify`): a trust
+    /// anchor taken from outside the store, for a keyless `check` to tell
+    /// certified signers from keys someone added to the store. `None` in
+    /// files written before certified signers existed: they still work for
+    /// backups, but give no trust anchor (use the identity or a given key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custodian_key: Option<String>,
 }
 
 impl Credentials {

@@ -7,7 +7,7 @@
 //! config                 keyless JSON: format version, chunker, compression, data recipient
 //! keys/identity.age      the PD's data identity, wrapped by the custodian's passphrase
 //! keys/secret.age        the repository secret (chunk-id key, gear seed), to the data recipient
-//! keys/agent-*.json      public keys of agents allowed to sign snapshots
+//! keys/agent-*.json      agents' public keys, each certified by the custodian or controller
 //! packs/ab/<blake3>      encrypted chunks and trees, named by the hash of their bytes
 //! index/<blake3>         chunk id -> (pack, offset, length), keyless
 //! snapshots/<blake3>     signed snapshot: keyless pack list, sealed meta, encrypted body
@@ -17,6 +17,7 @@
 //! unreferenced packs. `docs/format.md` is the full specification.
 
 pub mod backend;
+pub mod certify;
 pub mod check;
 pub mod chunker;
 mod compact;

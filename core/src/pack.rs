@@ -194,7 +194,82 @@ pub fn parse_trailer(stored: &[u8]) -> Result<PackTrailer> {
             "pack trailer does not match the pack's size".into(),
         ));
     }
+    check_trailer_layout(&t.blobs, t.age_length).map_err(Error::Corrupt)?;
     Ok(t)
+}
+
+/// The largest chunk a data blob may hold: the chunker's largest maximum
+/// (see `ChunkerParams::validate`). A stored length beyond it is hostile.
+pub const MAX_DATA_BLOB: u32 = 16 * 1024 * 1024;
+/// The largest tree blob (one directory's listing) a reader accepts.
+pub const MAX_TREE_BLOB: u32 = 256 * 1024 * 1024;
+
+/// Checks one entry's numbers against the age part that holds it
+/// (`age_length` bytes): the blob must end inside the stream (the plaintext
+/// is shorter than its ciphertext), with no arithmetic overflow, and its
+/// lengths must be possible. Every reader calls this before allocating or
+/// slicing by an entry's numbers, so a crafted index or trailer gives an
+/// error instead of a huge allocation.
+pub fn check_entry(entry: &BlobEntry, age_length: u64) -> std::result::Result<(), String> {
+    let end = entry.offset.checked_add(entry.length as u64);
+    if end.is_none_or(|end| end > age_length) {
+        return Err(format!(
+            "blob {} claims bytes {}..+{} of a pack whose encrypted part is only {age_length} bytes",
+            entry.id, entry.offset, entry.length
+        ));
+    }
+    let max = match entry.kind {
+        BlobKind::Data => MAX_DATA_BLOB,
+        BlobKind::Tree => MAX_TREE_BLOB,
+    };
+    if entry.raw_length > max {
+        return Err(format!(
+            "blob {} claims a length of {} bytes, more than any {:?} blob may have ({max})",
+            entry.id, entry.raw_length, entry.kind
+        ));
+    }
+    if entry.compression == Compression::None && entry.raw_length != entry.length {
+        return Err(format!(
+            "blob {} is stored uncompressed but its lengths differ ({} stored, {} raw)",
+            entry.id, entry.length, entry.raw_length
+        ));
+    }
+    Ok(())
+}
+
+/// A trailer lists its blobs as the builder wrote them: back to back from
+/// offset 0, each inside the age part.
+pub fn check_trailer_layout(
+    blobs: &[BlobEntry],
+    age_length: u64,
+) -> std::result::Result<(), String> {
+    let mut next = 0u64;
+    for e in blobs {
+        check_entry(e, age_length)?;
+        if e.offset != next {
+            return Err(format!(
+                "the trailer puts blob {} at offset {}, but the previous blob ends at {next}",
+                e.id, e.offset
+            ));
+        }
+        next += e.length as u64; // cannot overflow: check_entry bounded it
+    }
+    Ok(())
+}
+
+/// Length of the plaintext of an age part of `age_length` bytes whose
+/// payload starts at `payload_start`; `None` when the sizes are impossible.
+pub fn plaintext_len(payload_start: u64, age_length: u64) -> Option<u64> {
+    let body = age_length.checked_sub(payload_start.checked_add(NONCE)?)?;
+    let segments = body.div_ceil(SEGMENT_STORED).max(1);
+    body.checked_sub(segments * 16)
+}
+
+impl PackTrailer {
+    /// The trailer's stored encoding (zstd-compressed JSON).
+    pub fn encode(&self) -> Vec<u8> {
+        crate::compact::encode(self)
+    }
 }
 
 /// Decrypts the whole plaintext stream of a pack.
@@ -252,13 +327,23 @@ pub fn segment_ranges(
     let mut sorted: Vec<&BlobEntry> = entries.iter().collect();
     sorted.sort_by_key(|e| e.offset);
     for e in sorted {
-        if e.length == 0 {
+        // Entries are checked against the pack before this is called; an
+        // impossible one is skipped here rather than overflow.
+        let Some(last) = e.offset.checked_add(e.length as u64) else {
+            continue;
+        };
+        if e.length == 0 || last > age_length {
             continue;
         }
         let s0 = e.offset / SEGMENT;
-        let s1 = (e.offset + e.length as u64 - 1) / SEGMENT;
-        let start = first_segment + s0 * SEGMENT_STORED;
-        let end = (first_segment + (s1 + 1) * SEGMENT_STORED).min(age_length);
+        let s1 = (last - 1) / SEGMENT;
+        let start = first_segment.saturating_add(s0.saturating_mul(SEGMENT_STORED));
+        let end = first_segment
+            .saturating_add((s1 + 1).saturating_mul(SEGMENT_STORED))
+            .min(age_length);
+        if start >= end {
+            continue;
+        }
         match ranges.last_mut() {
             Some(last) if start <= last.1 + MERGE_GAP => last.1 = last.1.max(end),
             _ => ranges.push((start, end)),
@@ -286,11 +371,32 @@ pub fn read_blob<'b, R: Read + Seek>(
     stream
         .seek(SeekFrom::Start(entry.offset))
         .map_err(|e| Error::Corrupt(format!("pack stream: {e}")))?;
-    buf.resize(entry.length as usize, 0);
-    stream
-        .read_exact(buf)
-        .map_err(|e| Error::Corrupt(format!("pack stream: {e}")))?;
+    buf.clear();
+    read_at_most(stream, entry, buf)?;
     Ok(buf)
+}
+
+/// Preallocation for one blob read; beyond it the buffer grows only as the
+/// stream really yields bytes, so a crafted length costs no memory.
+const PREALLOC: u64 = MAX_DATA_BLOB as u64;
+
+/// Reads exactly `entry.length` bytes, failing cleanly when the stream ends
+/// sooner (the entry lies beyond its pack).
+fn read_at_most<R: Read>(stream: &mut R, entry: &BlobEntry, buf: &mut Vec<u8>) -> Result<()> {
+    let want = entry.length as u64;
+    buf.reserve(want.min(PREALLOC) as usize);
+    stream
+        .take(want)
+        .read_to_end(buf)
+        .map_err(|e| Error::Corrupt(format!("pack stream: {e}")))?;
+    if buf.len() as u64 != want {
+        return Err(Error::Corrupt(format!(
+            "blob {} lies beyond the end of its pack ({} of {want} bytes there)",
+            entry.id,
+            buf.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Decrypts only the STREAM segments that hold `entry`. `age_part` is the age
@@ -303,9 +409,8 @@ pub fn decrypt_blob_range(
     let mut r = identity.decrypt_reader(std::io::Cursor::new(age_part))?;
     r.seek(SeekFrom::Start(entry.offset))
         .map_err(|e| Error::Corrupt(format!("pack stream: {e}")))?;
-    let mut buf = vec![0u8; entry.length as usize];
-    r.read_exact(&mut buf)
-        .map_err(|e| Error::Corrupt(format!("pack stream: {e}")))?;
+    let mut buf = Vec::new();
+    read_at_most(&mut r, entry, &mut buf)?;
     Ok(buf)
 }
 
@@ -316,10 +421,20 @@ pub fn decode_blob(
     entry: &BlobEntry,
     secret: Option<&RepoSecret>,
 ) -> Result<Vec<u8>> {
+    // The entry's numbers come from the store: check them before they size
+    // anything (the age part is at least as long as the stored blob).
+    if stored.len() as u64 != entry.length as u64 {
+        return Err(Error::Corrupt(format!(
+            "blob {} is {} bytes, but its entry says {}",
+            entry.id,
+            stored.len(),
+            entry.length
+        )));
+    }
+    check_entry(entry, u64::MAX).map_err(Error::Corrupt)?;
     let raw = match entry.compression {
         Compression::None => stored.to_vec(),
-        Compression::Zstd => zstd::bulk::decompress(stored, entry.raw_length as usize)
-            .map_err(|e| Error::Corrupt(format!("blob {} does not decompress: {e}", entry.id)))?,
+        Compression::Zstd => decompress_bounded(stored, entry)?,
     };
     if raw.len() != entry.raw_length as usize {
         return Err(Error::Corrupt(format!(
@@ -338,13 +453,29 @@ pub fn decode_blob(
     Ok(raw)
 }
 
+/// Decompresses a blob into a buffer that grows with the real output (never
+/// sized up front by the claimed length), stopping one byte past it.
+fn decompress_bounded(stored: &[u8], entry: &BlobEntry) -> Result<Vec<u8>> {
+    let fail =
+        |e: std::io::Error| Error::Corrupt(format!("blob {} does not decompress: {e}", entry.id));
+    let want = entry.raw_length as u64;
+    let mut out = Vec::with_capacity(want.min(PREALLOC) as usize);
+    zstd::stream::read::Decoder::new(stored)
+        .map_err(fail)?
+        .take(want + 1)
+        .read_to_end(&mut out)
+        .map_err(fail)?;
+    Ok(out)
+}
+
 /// Slices a blob out of a decrypted pack, checking bounds.
 pub fn blob_slice<'a>(plain: &'a [u8], entry: &BlobEntry) -> Result<&'a [u8]> {
-    let start = entry.offset as usize;
-    let end = start + entry.length as usize;
-    plain
-        .get(start..end)
-        .ok_or_else(|| Error::Corrupt(format!("blob {} lies beyond its pack", entry.id)))
+    let beyond = || Error::Corrupt(format!("blob {} lies beyond its pack", entry.id));
+    let start = usize::try_from(entry.offset).map_err(|_| beyond())?;
+    let end = start
+        .checked_add(entry.length as usize)
+        .ok_or_else(beyond)?;
+    plain.get(start..end).ok_or_else(beyond)
 }
 
 #[cfg(test)]

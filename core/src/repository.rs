@@ -30,6 +30,11 @@ pub struct AgentRecord {
     pub name: String,
     pub public_key: String,
     pub created: chrono::DateTime<chrono::FixedOffset>,
+    /// The custodian's or controller's signature over (repository, name,
+    /// key); a record without one is refused (see `certify`). Absent in
+    /// records written before certification existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certification: Option<crate::certify::Certification>,
 }
 
 pub struct InitOutcome {
@@ -77,7 +82,11 @@ impl Repository {
             backend,
             config: config.clone(),
         };
-        repo.register_agent(agent_name, &agent).await?;
+        // The first agent is certified by the custodian key derived from the
+        // identity, which exists in plaintext only here and at unlock.
+        let custodian = crate::certify::Certifier::custodian(&identity);
+        repo.register_agent_certified(agent_name, &agent.public(), &custodian)
+            .await?;
         // The config goes last: its presence means the repository is complete.
         repo.backend
             .write_new(FileKind::Config, "config", config.to_json())
@@ -95,6 +104,7 @@ impl Repository {
             data_recipient: recipient.encode(),
             repo_secret: secret,
             agent_signing_key: agent.to_hex(),
+            custodian_key: Some(custodian.public_hex()),
         };
         Ok(InitOutcome { repo, credentials })
     }
@@ -116,12 +126,25 @@ impl Repository {
         DataRecipient::parse(&self.config.data_recipient)
     }
 
+    /// Writes an **uncertified** agent record. `check` and `restore` refuse
+    /// snapshots signed by such a key until it is certified; enrolment should
+    /// call [`Repository::register_agent_certified`] instead.
     pub async fn register_agent(&self, name: &str, key: &AgentKey) -> Result<()> {
-        let public = key.public().to_hex();
+        self.write_agent_record(name, &key.public(), None).await
+    }
+
+    pub(crate) async fn write_agent_record(
+        &self,
+        name: &str,
+        key: &crate::keys::AgentPublicKey,
+        certification: Option<crate::certify::Certification>,
+    ) -> Result<()> {
+        let public = key.to_hex();
         let rec = AgentRecord {
             name: name.to_string(),
             public_key: public.clone(),
             created: chrono::Local::now().fixed_offset(),
+            certification,
         };
         self.backend
             .write(
@@ -271,26 +294,31 @@ impl Repository {
         if size < 12 {
             return Err(corrupt("too short"));
         }
-        let tail = self
-            .backend
-            .read_range(FileKind::Packs, &name, size - 12, 12)
-            .await?;
-        if &tail[4..] != pack::MAGIC {
-            return Err(corrupt("no trailer"));
-        }
+        // `size` comes from an index file: a trailer magic read at its end
+        // proves the pack really is that long before anything is sized by it.
+        let tail = self.pack_tail(&name, size).await?;
         let tlen = u32::from_le_bytes(tail[..4].try_into().expect("4")) as u64;
         let age_length = size
             .checked_sub(12 + tlen)
             .ok_or_else(|| corrupt("trailer is too long"))?;
+        for e in entries {
+            pack::check_entry(e, age_length).map_err(|m| {
+                Error::Corrupt(format!("pack {name}, as the index describes it: {m}"))
+            })?;
+        }
+        let age_len = usize::try_from(age_length).map_err(|_| corrupt("too large"))?;
         let head_len = age_length.min(4096);
         let head = self
             .backend
             .read_range(FileKind::Packs, &name, 0, head_len)
             .await?;
+        if head.len() as u64 != head_len {
+            return Err(corrupt("shorter than the index records"));
+        }
         let payload = pack::age_payload_start(&head)
             .filter(|p| p + 16 <= head_len)
             .ok_or_else(|| corrupt("no readable age header"))?;
-        let mut buf = vec![0u8; age_length as usize];
+        let mut buf = vec![0u8; age_len];
         buf[..head_len as usize].copy_from_slice(&head);
         let mut ranges = pack::segment_ranges(entries, payload, age_length);
         ranges.extend(pack::last_segment_range(payload, age_length));
@@ -300,44 +328,69 @@ impl Repository {
                 .backend
                 .read_range(FileKind::Packs, &name, start, end - start)
                 .await?;
-            buf[start as usize..end as usize].copy_from_slice(&part);
+            let dest = buf
+                .get_mut(start as usize..end as usize)
+                .filter(|d| d.len() == part.len())
+                .ok_or_else(|| corrupt("a ranged read returned other bytes than asked"))?;
+            dest.copy_from_slice(&part);
         }
         Ok(buf)
     }
 
     /// Reads a pack's trailer with two ranged reads (keyless).
     pub async fn read_pack_trailer(&self, pack: &Id, size: u64) -> Result<Vec<BlobEntry>> {
-        let name = pack.to_hex();
-        if size < 12 {
-            return Err(Error::Corrupt(format!("pack {name} is too short")));
-        }
-        let tail = self
-            .backend
-            .read_range(FileKind::Packs, &name, size - 12, 12)
-            .await?;
-        if &tail[4..] != pack::MAGIC {
-            return Err(Error::Corrupt(format!("pack {name} has no trailer")));
-        }
-        let tlen = u32::from_le_bytes(tail[..4].try_into().expect("4")) as u64;
-        if tlen + 12 > size {
-            return Err(Error::Corrupt(format!("pack {name} trailer is too long")));
-        }
-        let mut buf = self
-            .backend
-            .read_range(FileKind::Packs, &name, size - 12 - tlen, tlen)
-            .await?;
-        buf.extend_from_slice(&tail);
-        // parse_trailer checks age_length against the layout, so give it a
-        // view whose length equals the pack's.
-        let t: pack::PackTrailer =
-            crate::compact::decode(&buf[..tlen as usize], &format!("pack {name} trailer"))?;
-        if t.age_length + tlen + 12 != size {
-            return Err(Error::Corrupt(format!(
-                "pack {name} trailer does not match its size"
-            )));
-        }
-        Ok(t.blobs)
+        read_trailer(&*self.backend, pack, size).await
     }
+
+    async fn pack_tail(&self, name: &str, size: u64) -> Result<Vec<u8>> {
+        pack_tail(&*self.backend, name, size).await
+    }
+}
+
+/// A pack's trailer entries, read with two ranged reads from a pack of
+/// `size` bytes and checked for layout (keyless; see [`pack::check_trailer_layout`]).
+pub async fn read_trailer(backend: &dyn Backend, pack: &Id, size: u64) -> Result<Vec<BlobEntry>> {
+    let name = pack.to_hex();
+    let tail = pack_tail(backend, &name, size).await?;
+    let tlen = u32::from_le_bytes(tail[..4].try_into().expect("4")) as u64;
+    if tlen + 12 > size {
+        return Err(Error::Corrupt(format!("pack {name} trailer is too long")));
+    }
+    let buf = backend
+        .read_range(FileKind::Packs, &name, size - 12 - tlen, tlen)
+        .await?;
+    if buf.len() as u64 != tlen {
+        return Err(Error::Corrupt(format!("pack {name} trailer is cut short")));
+    }
+    let t: pack::PackTrailer = crate::compact::decode(&buf, &format!("pack {name} trailer"))?;
+    if t.age_length.checked_add(tlen + 12) != Some(size) {
+        return Err(Error::Corrupt(format!(
+            "pack {name} trailer does not match its size"
+        )));
+    }
+    pack::check_trailer_layout(&t.blobs, t.age_length)
+        .map_err(|m| Error::Corrupt(format!("pack {name} trailer: {m}")))?;
+    Ok(t.blobs)
+}
+
+/// The last 12 bytes of a pack believed to be `size` bytes long: the
+/// trailer length and magic. Fails cleanly when the pack is shorter.
+async fn pack_tail(backend: &dyn Backend, name: &str, size: u64) -> Result<Vec<u8>> {
+    let corrupt = |what: &str| Error::Corrupt(format!("pack {name}: {what}"));
+    if size < 12 {
+        return Err(corrupt("too short"));
+    }
+    let tail = backend
+        .read_range(FileKind::Packs, name, size - 12, 12)
+        .await
+        .map_err(|e| match e {
+            BackendError::NotFound { .. } => e.into(),
+            e => corrupt(&format!("no trailer where its size says ({e})")),
+        })?;
+    if tail.len() != 12 || &tail[4..] != pack::MAGIC {
+        return Err(corrupt("no trailer where its recorded size says it ends"));
+    }
+    Ok(tail)
 }
 
 /// The bytes of a store's repository config; a store without one is an

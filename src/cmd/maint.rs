@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use cadang_core::certify::TrustAnchors;
 use cadang_core::check::{self, ReadData};
 use cadang_core::prune;
 use cadang_policies::retention::{self, Candidate, KeepPolicy};
@@ -26,6 +27,14 @@ pub struct CheckArgs {
     deep: bool,
     #[command(flatten)]
     key: KeyArgs,
+    /// Trust this public key (64 hex digits: the custodian's or the controller's) to certify
+    /// agent keys; repeatable. Without any, a keyless check can tell uncertified signers but
+    /// cannot verify who certified the others.
+    #[arg(long = "trust-key", value_name = "HEX")]
+    trust_keys: Vec<String>,
+    /// Take the custodian's public key from this agent credential file as a trust anchor.
+    #[arg(long, value_name = "FILE")]
+    credentials: Option<PathBuf>,
     /// Where the rolling --read-data-subset position is kept (default ~/.cache/cadang).
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
@@ -67,7 +76,21 @@ pub async fn check(a: CheckArgs) -> Result<u8> {
     } else {
         None
     };
-    let report = check::check(&repo, read, identity.as_ref()).await?;
+    let trust = trust_anchors(
+        &repo,
+        &a.trust_keys,
+        a.credentials.as_deref(),
+        identity.as_ref(),
+    )?;
+    let report = check::check_with(
+        &repo,
+        check::CheckOptions {
+            read,
+            deep: identity.as_ref(),
+            trust,
+        },
+    )
+    .await?;
     if let (Some(s), Some(last), Some(_)) = (&state, &report.last_read, &a.read_data_subset) {
         if let Some(dir) = s.parent() {
             let _ = std::fs::create_dir_all(dir);
@@ -106,6 +129,35 @@ pub async fn check(a: CheckArgs) -> Result<u8> {
     } else {
         ui::EXIT_INCOMPLETE
     })
+}
+
+/// The keys trusted to certify signers, all from outside the store: given
+/// on the command line, from a credential file, derived from the identity.
+pub fn trust_anchors(
+    repo: &cadang_core::Repository,
+    keys: &[String],
+    credentials: Option<&std::path::Path>,
+    identity: Option<&cadang_core::keys::DataIdentity>,
+) -> Result<TrustAnchors> {
+    let mut trust = TrustAnchors::default();
+    for k in keys {
+        trust.add_hex(k)?;
+    }
+    if let Some(p) = credentials {
+        let c = ui::credentials(p)?;
+        repo.check_credentials(&c)?;
+        match &c.custodian_key {
+            Some(k) => trust.add_hex(k)?,
+            None => anyhow::bail!(
+                "{} was written before certified signers and holds no custodian key; give the key with --trust-key instead (shown by `cadang repo add-agent`)",
+                p.display()
+            ),
+        }
+    }
+    if let Some(i) = identity {
+        trust.add_custodian(i);
+    }
+    Ok(trust)
 }
 
 #[derive(Args)]

@@ -119,6 +119,10 @@ pub struct LsArgs {
     snapshot: String,
     #[command(flatten)]
     key: KeyArgs,
+    /// Also trust this public key (hex; e.g. the controller's) to certify the snapshot's signer;
+    /// the custodian key derived from the identity is always trusted.
+    #[arg(long = "trust-key", value_name = "HEX")]
+    trust_keys: Vec<String>,
     /// Print the result as JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -128,6 +132,8 @@ pub async fn ls(a: LsArgs) -> Result<u8> {
     let repo = ui::open_repo(&a.repo.repo).await?;
     let snap = repo.find_snapshot(&a.snapshot).await?;
     let identity = ui::identity(&repo, a.key.identity.as_deref()).await?;
+    let trust = super::maint::trust_anchors(&repo, &a.trust_keys, None, Some(&identity))?;
+    repo.verify_signer(&snap, &trust).await?;
     let reader = BlobReader::new(&repo, &identity).await?;
     let entries = browse::list(&reader, &snap).await?;
     if a.json {
@@ -162,12 +168,18 @@ pub struct DumpArgs {
     path: PathBuf,
     #[command(flatten)]
     key: KeyArgs,
+    /// Also trust this public key (hex; e.g. the controller's) to certify the snapshot's signer;
+    /// the custodian key derived from the identity is always trusted.
+    #[arg(long = "trust-key", value_name = "HEX")]
+    trust_keys: Vec<String>,
 }
 
 pub async fn dump(a: DumpArgs) -> Result<u8> {
     let repo = ui::open_repo(&a.repo.repo).await?;
     let snap = repo.find_snapshot(&a.snapshot).await?;
     let identity = ui::identity(&repo, a.key.identity.as_deref()).await?;
+    let trust = super::maint::trust_anchors(&repo, &a.trust_keys, None, Some(&identity))?;
+    repo.verify_signer(&snap, &trust).await?;
     let reader = BlobReader::new(&repo, &identity).await?;
     let mut out = std::io::stdout();
     let path = a.path.as_os_str().as_bytes().to_vec();
@@ -189,6 +201,10 @@ pub struct RestoreArgs {
     includes: Vec<PathBuf>,
     #[command(flatten)]
     key: KeyArgs,
+    /// Also trust this public key (hex; e.g. the controller's) to certify the snapshot's signer;
+    /// the custodian key derived from the identity is always trusted.
+    #[arg(long = "trust-key", value_name = "HEX")]
+    trust_keys: Vec<String>,
     /// Print the result as JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -198,6 +214,8 @@ pub async fn restore(a: RestoreArgs) -> Result<u8> {
     let repo = ui::open_repo(&a.repo.repo).await?;
     let snap = repo.find_snapshot(&a.snapshot).await?;
     let identity = ui::identity(&repo, a.key.identity.as_deref()).await?;
+    let trust = super::maint::trust_anchors(&repo, &a.trust_keys, None, Some(&identity))?;
+    repo.verify_signer(&snap, &trust).await?;
     let reader = BlobReader::new(&repo, &identity).await?;
     std::fs::create_dir_all(&a.target)
         .with_context(|| format!("creating target {}", a.target.display()))?;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use crate::store::open_store;
 use anyhow::{Context, Result};
+use cadang_core::certify::Certifier;
 use cadang_core::config::ChunkerParams;
 use cadang_core::keys::{AgentKey, Credentials};
 use cadang_core::Repository;
@@ -78,6 +79,9 @@ pub async fn init(a: InitArgs) -> Result<u8> {
     println!(
         "the data key is wrapped by the custodian's passphrase; without it nothing can be restored"
     );
+    if let Some(k) = &out.credentials.custodian_key {
+        println!("custodian public key (trust anchor for `check --trust-key`): {k}");
+    }
     Ok(ui::EXIT_OK)
 }
 
@@ -126,6 +130,7 @@ pub async fn add_agent(a: AddAgentArgs) -> Result<u8> {
         .await
         .context("recovering the repository secret")?;
     let key = AgentKey::generate();
+    let custodian = Certifier::custodian(&identity);
     let creds = Credentials {
         format: Credentials::FORMAT.into(),
         version: 1,
@@ -135,13 +140,18 @@ pub async fn add_agent(a: AddAgentArgs) -> Result<u8> {
         data_recipient: repo.config.data_recipient.clone(),
         repo_secret: secret,
         agent_signing_key: key.to_hex(),
+        custodian_key: Some(custodian.public_hex()),
     };
     ui::write_private(&a.agent_credentials, &creds.to_json())?;
-    repo.register_agent(&a.agent_name, &key).await?;
+    // Certified by the custodian key derived from the identity just
+    // unlocked: only the Wali Data can add a signer.
+    repo.register_agent_certified(&a.agent_name, &key.public(), &custodian)
+        .await?;
     println!(
-        "enrolled agent {} ({})",
+        "enrolled agent {} ({}), certified by the custodian key {}",
         a.agent_name,
-        &key.public().to_hex()[..16]
+        &key.public().to_hex()[..16],
+        custodian.public_hex()
     );
     Ok(ui::EXIT_OK)
 }
