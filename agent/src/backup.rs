@@ -15,6 +15,7 @@ use cadang_core::{Id, Repository};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::cache::FileCache;
+use crate::signals::{self, Observer, SignalOptions};
 use crate::walk::{self, PathTrie, Walker};
 
 pub enum Source {
@@ -64,6 +65,9 @@ pub struct BackupSummary {
     /// Files that could not be read: the snapshot does not contain them.
     pub problems: Vec<String>,
     pub recovered_packs: usize,
+    /// Ransomware early-warning signals (counts only) for the controller's
+    /// verdict; `None` when measurement was turned off.
+    pub signals: Option<cadang_proto::signals::BackupSignals>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +125,27 @@ pub async fn backup(
     opts: BackupOptions,
     progress: Arc<Progress>,
 ) -> Result<BackupSummary, BackupError> {
+    backup_with_signals(
+        repo,
+        credentials,
+        source,
+        opts,
+        progress,
+        SignalOptions::default(),
+    )
+    .await
+}
+
+/// [`backup`] with explicit ransomware-signal options (lists from files,
+/// another state directory, or measurement off).
+pub async fn backup_with_signals(
+    repo: Arc<Repository>,
+    credentials: Credentials,
+    source: Source,
+    opts: BackupOptions,
+    progress: Arc<Progress>,
+    signal_opts: SignalOptions,
+) -> Result<BackupSummary, BackupError> {
     let started = Instant::now();
     let (excludes, name_excludes) = exclude_sets(&opts.excludes)?;
     let mut trie = PathTrie::default();
@@ -150,6 +175,14 @@ pub async fn backup(
         Some(dir) => FileCache::open(dir, &repo.config.id).map(Arc::new),
         None => None,
     };
+    let observer = Observer::start(
+        &signal_opts,
+        opts.cache_dir.as_deref(),
+        &repo.config.id,
+        &abs_paths,
+    )
+    .map(Arc::new);
+    let new_data = observer.as_ref().map(|o| o.new_data.clone());
     let session = Arc::new(BackupSession::start(repo.clone(), credentials).await?);
     let fatal: walk::Fatal = Arc::new(Mutex::new(None));
     let problems: walk::Problems = Arc::new(Mutex::new(Vec::new()));
@@ -159,10 +192,11 @@ pub async fn backup(
     let mut threads = Vec::new();
     for i in 0..opts.workers.max(1) {
         let (s, rx, f) = (session.clone(), jobs_rx.clone(), fatal.clone());
+        let nd = new_data.clone();
         threads.push(
             std::thread::Builder::new()
                 .name(format!("cadang-worker-{i}"))
-                .spawn(move || walk::worker(s, rx, f))
+                .spawn(move || walk::worker(s, rx, f, nd))
                 .map_err(|e| BackupError::Internal(e.to_string()))?,
         );
     }
@@ -194,6 +228,7 @@ pub async fn backup(
         problems: problems.clone(),
         fatal: fatal.clone(),
         progress: progress.clone(),
+        signals: observer.clone(),
     };
     let (body_paths, stdin_command) = match &source {
         Source::Paths(_) => (
@@ -266,17 +301,26 @@ pub async fn backup(
         stdin_command,
         excludes: opts.excludes,
     };
+    // The walker and workers are done, so this is the last reference.
+    let measured = observer
+        .and_then(|o| Arc::try_unwrap(o).ok())
+        .map(Observer::finish);
     hold_before_commit().await;
     let (id, snap) = session.commit(meta, body, stats).await?;
     if let Some(c) = &cache {
         c.flush();
     }
+    let signals = measured.map(|(s, table)| {
+        signals::save_table(table);
+        s
+    });
     let problems = std::mem::take(&mut *problems.lock().expect("not poisoned"));
     Ok(BackupSummary {
         snapshot: id,
         stats: snap.payload.stats,
         problems,
         recovered_packs,
+        signals,
     })
 }
 

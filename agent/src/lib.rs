@@ -8,7 +8,10 @@ pub mod browse;
 pub mod cache;
 pub mod daemon;
 pub mod restore;
+pub mod signals;
 mod source;
 mod walk;
 
-pub use backup::{backup, BackupError, BackupOptions, BackupSummary, Progress, Source};
+pub use backup::{
+    backup, backup_with_signals, BackupError, BackupOptions, BackupSummary, Progress, Source,
+};

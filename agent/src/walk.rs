@@ -49,7 +49,12 @@ pub(crate) type Problems = Arc<Mutex<Vec<String>>>;
 /// A fatal error shared between threads: once set, everyone winds down.
 pub(crate) type Fatal = Arc<Mutex<Option<cadang_core::Error>>>;
 
-pub(crate) fn worker(session: Arc<BackupSession>, jobs: Receiver<ChunkJob>, fatal: Fatal) {
+pub(crate) fn worker(
+    session: Arc<BackupSession>,
+    jobs: Receiver<ChunkJob>,
+    fatal: Fatal,
+    new_data: Option<Arc<crate::signals::NewData>>,
+) {
     let mut pack = match session.new_pack(BlobKind::Data) {
         Ok(p) => p,
         Err(e) => {
@@ -67,10 +72,14 @@ pub(crate) fn worker(session: Arc<BackupSession>, jobs: Receiver<ChunkJob>, fata
         }
         let id = session.chunk_id(&job.data);
         if session.claim(id) {
+            let before = pack.plain_len();
             if let Err(e) = session.store(&mut pack, id, &job.data) {
                 fatal.lock().expect("not poisoned").get_or_insert(e);
                 job.file.fail("backup stopped".into());
                 continue;
+            }
+            if let Some(n) = &new_data {
+                n.stored(job.data.len(), before, pack.plain_len());
             }
         }
         job.file.fill(job.idx, Extent::Chunk(id));
@@ -216,6 +225,8 @@ pub(crate) struct Walker {
     pub problems: Problems,
     pub fatal: Fatal,
     pub progress: Arc<Progress>,
+    /// Ransomware early-warning measurement (`crate::signals`).
+    pub signals: Option<Arc<crate::signals::Observer>>,
 }
 
 /// Backed-up paths arranged as a tree from `/`, so the root tree can hold
@@ -358,6 +369,9 @@ impl Walker {
 
     fn file(&mut self, path: &Path, mut node: Node, m: &Metadata) -> Option<Child> {
         let stamp = FileStamp::of(m);
+        if let Some(s) = &self.signals {
+            s.file(path, &stamp);
+        }
         let key = path.as_os_str().as_bytes();
         if let Some(cache) = &self.cache {
             if let Some(content) = cache.get(key, &stamp) {
