@@ -23,6 +23,12 @@ pub struct ApiClient {
     token: Option<String>,
 }
 
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
 impl ApiClient {
     /// `url` is `https://HOST[:PORT]`; plain HTTP is refused.
     pub fn new(url: &str, ca_pem: &str, identity: Option<(&str, &str)>, token: Option<String>) -> Result<ApiClient> {
