@@ -173,7 +173,7 @@ mod tests {
         let f = SourceFile::new("a.toml".into(), "x = 1\nnamä = \"é\" # z\n".into());
         let offset = f.text.find("# z").unwrap();
         let d = f.at_offset(offset, "bad");
-        assert_eq!((d.line, d.column), (2, 13));
+        assert_eq!((d.line, d.column), (2, 12));
         assert_eq!(d.source_line, "namä = \"é\" # z");
     }
 

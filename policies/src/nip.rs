@@ -127,18 +127,15 @@ fn check_shape(text: &str) -> Result<(), NipError> {
     Ok(())
 }
 
-fn number(text: &str, part: NipPart) -> u32 {
-    // Only called after check_shape: the slice is ASCII digits.
-    text[part.range()].parse().unwrap_or(0)
+/// The number in `text[range]`; only called after `check_shape`, so the
+/// slice is ASCII digits inside the 18.
+fn number(text: &str, range: std::ops::Range<usize>) -> u32 {
+    text.get(range).and_then(|d| d.parse().ok()).unwrap_or(0)
 }
 
 fn birth_date(text: &str) -> Result<NaiveDate, NipError> {
     let digits = &text[NipPart::BirthDate.range()];
-    let (y, m, d) = (
-        number(&text[0..4], NipPart::Whole),
-        number(&text[4..6], NipPart::Whole),
-        number(&text[6..8], NipPart::Whole),
-    );
+    let (y, m, d) = (number(text, 0..4), number(text, 4..6), number(text, 6..8));
     NaiveDate::from_ymd_opt(y as i32, m, d)
         .filter(|date| date.year() >= 1900)
         .ok_or_else(|| {
@@ -154,7 +151,7 @@ fn birth_date(text: &str) -> Result<NaiveDate, NipError> {
 
 fn appointment(text: &str, birth: NaiveDate) -> Result<(i32, u32), NipError> {
     let digits = &text[NipPart::Appointment.range()];
-    let (year, month) = (number(&text[8..12], NipPart::Whole) as i32, number(&text[12..14], NipPart::Whole));
+    let (year, month) = (number(text, 8..12) as i32, number(text, 12..14));
     let start = NipPart::Appointment.range().start;
     if !(1..=12).contains(&month) {
         return Err(error(
@@ -191,7 +188,7 @@ fn sex(text: &str) -> Result<Sex, NipError> {
 }
 
 fn serial(text: &str) -> Result<u16, NipError> {
-    match number(text, NipPart::Serial) {
+    match number(text, NipPart::Serial.range()) {
         0 => Err(error(
             NipPart::Serial,
             NipPart::Serial.range().start,
