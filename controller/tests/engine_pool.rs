@@ -313,7 +313,7 @@ async fn giving_up_after_max_attempts_and_no_retry_for_problems_or_permanent_err
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_cancels_running_and_queued_jobs_and_refuses_new_ones() {
+async fn shutdown_cancels_running_and_queued_jobs() {
     let runner = Scripted::new();
     runner.script("running", Script::Hang);
     let (pool, mut rx, _clock) = start(config(1, 1), runner.clone());

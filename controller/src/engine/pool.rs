@@ -152,6 +152,9 @@ impl SiteJobPool {
                     keys,
                 };
                 let result = run_chain(&shared, job).await;
+                // A chain counts as queued whenever no attempt of it runs
+                // (see `Running`); it leaves the queue only here.
+                shared.queued.fetch_sub(1, Ordering::SeqCst);
                 // Free the keys before reporting: whoever reads the result
                 // may submit the next job for the same PD at once.
                 drop(busy);
@@ -255,10 +258,8 @@ async fn run_chain(shared: &Arc<Shared>, job: SiteJob) -> SiteJobResult {
                 let wait = backoff(&shared.config, &job.id, attempt);
                 tracing::warn!(job = %job.id, pd = %job.pd, attempt, error = %e,
                     "site job failed, retrying in {} s", wait.num_seconds());
-                shared.queued.fetch_add(1, Ordering::SeqCst);
                 let retry_at = clock.now() + wait;
                 let waited = cancellable(&shared.cancel, clock.sleep_until(retry_at)).await;
-                shared.queued.fetch_sub(1, Ordering::SeqCst);
                 if waited.is_none() {
                     let message = format!("cancelled while waiting to retry after: {e}");
                     return result(SiteOutcome::Cancelled, message, json!({ "error": e.to_string() }));
@@ -374,7 +375,7 @@ fn keyed<T: Clone>(map: &Mutex<HashMap<String, T>>, key: &str, make: impl FnOnce
     lock(map).entry(key.to_string()).or_insert_with(make).clone()
 }
 
-/// Counts an attempt as running (not queued) while it lives.
+/// Moves a chain from queued to running while an attempt runs.
 struct Running<'a>(&'a Shared);
 
 impl<'a> Running<'a> {
@@ -394,17 +395,10 @@ impl Drop for Running<'_> {
 
 async fn run_attempt(shared: &Arc<Shared>, job: &SiteJob) -> AttemptEnd {
     let Some(_slots) = acquire_slots(shared, job).await else {
-        shared.queued.fetch_sub(1, Ordering::SeqCst);
         return AttemptEnd::Cancelled;
     };
-    let end = {
-        let _running = Running::new(shared);
-        attempt_in_task(shared, job).await
-    };
-    // `Running` put the job back into `queued`; it leaves the queue here
-    // whatever comes next (a retry counts itself again while it waits).
-    shared.queued.fetch_sub(1, Ordering::SeqCst);
-    end
+    let _running = Running::new(shared);
+    attempt_in_task(shared, job).await
 }
 
 /// Runs the attempt in its own task, so a panic is caught as a result and a
