@@ -192,7 +192,9 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert!(parse_duration("30").unwrap_err().contains("without a unit"));
         assert!(parse_duration("3 days").is_err());
-        assert!(parse_duration("5y").unwrap_err().contains("unknown unit `y`"));
+        assert!(parse_duration("5y")
+            .unwrap_err()
+            .contains("unknown unit `y`"));
         assert!(parse_duration("").is_err());
         assert!(parse_duration("99999999999999999999w").is_err());
         assert_eq!(format_duration(Duration::from_secs(26 * 3600)), "1d2h");

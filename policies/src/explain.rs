@@ -101,7 +101,12 @@ impl Moment {
 
 /// The next `count` runs after `now` of every job of PD `code`, or `None`
 /// when the set has no such PD.
-pub fn explain(set: &PolicySet, code: &str, now: DateTime<Utc>, count: usize) -> Option<Explanation> {
+pub fn explain(
+    set: &PolicySet,
+    code: &str,
+    now: DateTime<Utc>,
+    count: usize,
+) -> Option<Explanation> {
     let pd = set.pds.get(code)?;
     let zone = set.regency.zone.clone();
     let mut jobs = backups(pd, now, count);
@@ -110,7 +115,10 @@ pub fn explain(set: &PolicySet, code: &str, now: DateTime<Utc>, count: usize) ->
         JobKind::Verification,
         format!("check {} and {}", pd.onsite_store, pd.dr_store),
         &pd.verification.schedule,
-        format!("structure of both sites, re-hash {}% of packs", pd.verification.read_share_percent),
+        format!(
+            "structure of both sites, re-hash {}% of packs",
+            pd.verification.read_share_percent
+        ),
         now,
         count,
     ));
@@ -127,9 +135,19 @@ pub fn explain(set: &PolicySet, code: &str, now: DateTime<Utc>, count: usize) ->
             DrillPick::Latest => "latest snapshot",
             DrillPick::RandomWithinRetention => "random snapshot within retention",
         };
-        let runner = d.runner.as_deref().map_or(String::new(), |r| format!(" on {r}"));
+        let runner = d
+            .runner
+            .as_deref()
+            .map_or(String::new(), |r| format!(" on {r}"));
         let detail = format!("restore the {pick}{runner}, RTO {}", format_duration(d.rto));
-        jobs.push(cron_job(JobKind::Drill, "restore drill".into(), &d.schedule, detail, now, count));
+        jobs.push(cron_job(
+            JobKind::Drill,
+            "restore drill".into(),
+            &d.schedule,
+            detail,
+            now,
+            count,
+        ));
     }
     Some(Explanation {
         pd: pd.code.clone(),
@@ -147,17 +165,36 @@ fn backups(pd: &PdPolicy, now: DateTime<Utc>, count: usize) -> Vec<JobRuns> {
         for s in &host.sources {
             let detail = match &s.kind {
                 SourceKind::Paths(paths) if s.excludes.is_empty() => paths.join(", "),
-                SourceKind::Paths(paths) => format!("{} (excluding {})", paths.join(", "), s.excludes.join(", ")),
-                SourceKind::Command { stream_name, command } => format!("`{command}` as {stream_name}"),
+                SourceKind::Paths(paths) => {
+                    format!("{} (excluding {})", paths.join(", "), s.excludes.join(", "))
+                }
+                SourceKind::Command {
+                    stream_name,
+                    command,
+                } => format!("`{command}` as {stream_name}"),
             };
             let name = format!("{}/{}", host.name, s.name);
-            jobs.push(cron_job(JobKind::Backup, name, &s.schedule, detail, now, count));
+            jobs.push(cron_job(
+                JobKind::Backup,
+                name,
+                &s.schedule,
+                detail,
+                now,
+                count,
+            ));
         }
     }
     jobs
 }
 
-fn cron_job(kind: JobKind, name: String, schedule: &Schedule, detail: String, now: DateTime<Utc>, count: usize) -> JobRuns {
+fn cron_job(
+    kind: JobKind,
+    name: String,
+    schedule: &Schedule,
+    detail: String,
+    now: DateTime<Utc>,
+    count: usize,
+) -> JobRuns {
     JobRuns {
         kind,
         name,
@@ -166,14 +203,20 @@ fn cron_job(kind: JobKind, name: String, schedule: &Schedule, detail: String, no
         runs: schedule
             .next_runs(now, count)
             .into_iter()
-            .map(|t| Run { start: Moment::of(t), end: None })
+            .map(|t| Run {
+                start: Moment::of(t),
+                end: None,
+            })
             .collect(),
     }
 }
 
 fn retention_detail(pd: &PdPolicy) -> String {
     let lock = if pd.object_lock_days > 0 {
-        format!("; DR copy under Object Lock for {} days", pd.object_lock_days)
+        format!(
+            "; DR copy under Object Lock for {} days",
+            pd.object_lock_days
+        )
     } else {
         String::new()
     };
@@ -182,13 +225,24 @@ fn retention_detail(pd: &PdPolicy) -> String {
 
 fn replication(pd: &PdPolicy, zone: &str, now: DateTime<Utc>, count: usize) -> JobRuns {
     let r = &pd.replication;
-    let rate = r.bandwidth_limit.map_or("no bandwidth limit".to_string(), |b| format!("at most {}/s", format_rate(b)));
-    let delay = if r.delay.is_zero() { String::new() } else { format!(", {} after a backup", format_duration(r.delay)) };
+    let rate = r
+        .bandwidth_limit
+        .map_or("no bandwidth limit".to_string(), |b| {
+            format!("at most {}/s", format_rate(b))
+        });
+    let delay = if r.delay.is_zero() {
+        String::new()
+    } else {
+        format!(", {} after a backup", format_duration(r.delay))
+    };
     let (schedule, runs) = if r.windows.is_empty() {
         ("any time".to_string(), Vec::new())
     } else {
         let windows: Vec<String> = r.windows.iter().map(format_window).collect();
-        (windows.join(", "), window_runs(&r.windows, zone, now, count))
+        (
+            windows.join(", "),
+            window_runs(&r.windows, zone, now, count),
+        )
     };
     JobRuns {
         kind: JobKind::Replication,
@@ -211,10 +265,17 @@ fn window_runs(windows: &[Window], zone: &str, now: DateTime<Utc>, count: usize)
     for day in -1..=(count as i64) {
         let date = today + ChronoDuration::days(day);
         for w in windows {
-            let Some(start_time) = NaiveTime::from_hms_opt(u32::from(w.start_minute / 60), u32::from(w.start_minute % 60), 0) else {
+            let Some(start_time) = NaiveTime::from_hms_opt(
+                u32::from(w.start_minute / 60),
+                u32::from(w.start_minute % 60),
+                0,
+            ) else {
                 continue;
             };
-            let Some(start) = tz.from_local_datetime(&date.and_time(start_time)).earliest() else {
+            let Some(start) = tz
+                .from_local_datetime(&date.and_time(start_time))
+                .earliest()
+            else {
                 continue;
             };
             let length = (i64::from(w.end_minute) - i64::from(w.start_minute)).rem_euclid(24 * 60);
@@ -227,7 +288,10 @@ fn window_runs(windows: &[Window], zone: &str, now: DateTime<Utc>, count: usize)
     runs.sort();
     runs.into_iter()
         .take(count)
-        .map(|(s, e)| Run { start: Moment::of(s), end: Some(Moment::of(e)) })
+        .map(|(s, e)| Run {
+            start: Moment::of(s),
+            end: Some(Moment::of(e)),
+        })
         .collect()
 }
 
@@ -248,7 +312,11 @@ impl fmt::Display for Explanation {
     /// The table for people.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}: {} ({})", self.pd, self.name, self.group)?;
-        writeln!(f, "times in {} ({}), UTC in brackets", self.abbreviation, self.zone)?;
+        writeln!(
+            f,
+            "times in {} ({}), UTC in brackets",
+            self.abbreviation, self.zone
+        )?;
         for job in &self.jobs {
             let kind = serde_kind(job.kind);
             writeln!(f)?;
@@ -303,7 +371,10 @@ mod tests {
 
     #[test]
     fn windows_open_now_come_first() {
-        let w = Window { start_minute: 22 * 60, end_minute: 5 * 60 };
+        let w = Window {
+            start_minute: 22 * 60,
+            end_minute: 5 * 60,
+        };
         // 2026-12-03 23:00 WITA = 15:00 UTC: tonight's window is open.
         let now = Utc.with_ymd_and_hms(2026, 12, 3, 15, 0, 0).unwrap();
         let runs = window_runs(&[w], "Asia/Makassar", now, 2);

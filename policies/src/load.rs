@@ -79,9 +79,12 @@ pub fn read_dir(dir: &Path) -> Result<Vec<(PathBuf, String)>, Vec<Diagnostic>> {
 pub fn load_sources(files: &[(PathBuf, String)]) -> Result<PolicySet, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let (regency_file, pd_files) = classify(files, &mut diags)?;
-    let fingerprint = fingerprint(&regency_file, &pd_files);
+    let fingerprint = fingerprint(regency_file, &pd_files);
     let regency_src = SourceFile::new(display(&regency_file.0), regency_file.1.clone());
-    let pd_srcs: Vec<SourceFile> = pd_files.iter().map(|(p, t)| SourceFile::new(display(p), t.clone())).collect();
+    let pd_srcs: Vec<SourceFile> = pd_files
+        .iter()
+        .map(|(p, t)| SourceFile::new(display(p), t.clone()))
+        .collect();
 
     let regency = read_regency(&regency_src, &mut diags);
     let pds: Vec<(&SourceFile, PdFile)> = pd_srcs
@@ -92,21 +95,31 @@ pub fn load_sources(files: &[(PathBuf, String)]) -> Result<PolicySet, Vec<Diagno
         diags.push(Diagnostic::whole_file(
             &regency_src.name,
             "the policy set has no PD files",
-            Some(format!("add one file per PD in {PD_DIR}/, e.g. {PD_DIR}/disdukcapil.toml")),
+            Some(format!(
+                "add one file per PD in {PD_DIR}/, e.g. {PD_DIR}/disdukcapil.toml"
+            )),
         ));
     }
     validate::across_files(&pds, &mut diags);
-    let resolved = regency.as_ref().map(|r| resolve_all(r, &regency_src, pds, &mut diags));
-    let order: Vec<&str> = std::iter::once(&regency_src).chain(&pd_srcs).map(|s| s.name.as_str()).collect();
+    let resolved = regency
+        .as_ref()
+        .map(|r| resolve_all(r, &regency_src, pds, &mut diags));
+    let order: Vec<&str> = std::iter::once(&regency_src)
+        .chain(&pd_srcs)
+        .map(|s| s.name.as_str())
+        .collect();
     sort(&mut diags, &order);
     finish(diags, regency, resolved, fingerprint)
 }
+
+/// A file's path and text, as given to [`load_sources`].
+type NamedText = (PathBuf, String);
 
 /// The regency file and the PD files (sorted by name).
 fn classify<'a>(
     files: &'a [(PathBuf, String)],
     diags: &mut Vec<Diagnostic>,
-) -> Result<(&'a (PathBuf, String), Vec<&'a (PathBuf, String)>), Vec<Diagnostic>> {
+) -> Result<(&'a NamedText, Vec<&'a NamedText>), Vec<Diagnostic>> {
     let is_regency = |p: &Path| p.file_name().is_some_and(|n| n == REGENCY_FILE);
     let regencies: Vec<&(PathBuf, String)> = files.iter().filter(|(p, _)| is_regency(p)).collect();
     let mut pds: Vec<&(PathBuf, String)> = files
@@ -126,7 +139,11 @@ fn classify<'a>(
         }
         [_, more @ ..] => {
             for (p, _) in more {
-                diags.push(Diagnostic::whole_file(&display(p), format!("a second {REGENCY_FILE}: a policy set has one"), None));
+                diags.push(Diagnostic::whole_file(
+                    &display(p),
+                    format!("a second {REGENCY_FILE}: a policy set has one"),
+                    None,
+                ));
             }
             Err(std::mem::take(diags))
         }
@@ -138,7 +155,10 @@ fn display(p: &Path) -> String {
 }
 
 /// Parses the TOML text, reporting every syntax error of the file.
-fn parse_toml<'t>(src: &'t SourceFile, diags: &mut Vec<Diagnostic>) -> Option<Spanned<DeTable<'t>>> {
+fn parse_toml<'t>(
+    src: &'t SourceFile,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Spanned<DeTable<'t>>> {
     let (table, errors) = DeTable::parse_recoverable(&src.text);
     if errors.is_empty() {
         return Some(table);
@@ -159,11 +179,18 @@ fn read_regency(src: &SourceFile, diags: &mut Vec<Diagnostic>) -> Option<Regency
 
 /// A PD file is read even when the regency file is broken (in UTC, store
 /// names unchecked) so its own errors are reported in the same run.
-fn read_pd(src: &SourceFile, regency: Option<&RegencyFile>, diags: &mut Vec<Diagnostic>) -> Option<PdFile> {
+fn read_pd(
+    src: &SourceFile,
+    regency: Option<&RegencyFile>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<PdFile> {
     let table = parse_toml(src, diags)?;
     let mut cx = Ctx { file: src, diags };
     reader::refuse_credentials(&mut cx, table.get_ref());
-    let fallback = crate::settings::Env { zone: "UTC", stores: None };
+    let fallback = crate::settings::Env {
+        zone: "UTC",
+        stores: None,
+    };
     let env = regency.map_or(fallback, RegencyFile::env);
     Some(pd::parse(&mut cx, table.get_ref(), table.span(), &env))
 }
@@ -176,7 +203,11 @@ fn resolve_all(
 ) -> BTreeMap<String, crate::model::PdPolicy> {
     let mut out = BTreeMap::new();
     for (src, pd) in pds {
-        let written_in = if pd.settings.drill.check.is_some() { src } else { regency_src };
+        let written_in = if pd.settings.drill.check.is_some() {
+            src
+        } else {
+            regency_src
+        };
         let group = pd.group.and_then(|g| regency.defaults.get(&Some(g)));
         let check = pd
             .settings
@@ -184,7 +215,12 @@ fn resolve_all(
             .check
             .as_ref()
             .or_else(|| group.and_then(|g| g.drill.check.as_ref()))
-            .or_else(|| regency.defaults.get(&None).and_then(|a| a.drill.check.as_ref()));
+            .or_else(|| {
+                regency
+                    .defaults
+                    .get(&None)
+                    .and_then(|a| a.drill.check.as_ref())
+            });
         validate::drill_stream(check, written_in, &pd, diags);
         if let Some(p) = resolve::resolve(src, pd, regency, diags) {
             out.insert(p.code.clone(), p);
@@ -203,9 +239,17 @@ fn finish(
         return Err(diags);
     }
     match (regency, pds) {
-        (Some(r), Some(pds)) => Ok(PolicySet { regency: r.regency, pds, fingerprint }),
+        (Some(r), Some(pds)) => Ok(PolicySet {
+            regency: r.regency,
+            pds,
+            fingerprint,
+        }),
         // Unreachable in practice: a missing part always left a diagnostic.
-        _ => Err(vec![Diagnostic::whole_file(REGENCY_FILE, "the policy set could not be read", None)]),
+        _ => Err(vec![Diagnostic::whole_file(
+            REGENCY_FILE,
+            "the policy set could not be read",
+            None,
+        )]),
     }
 }
 

@@ -103,7 +103,9 @@ fn check_shape(text: &str) -> Result<(), NipError> {
         let hint = if c.is_whitespace() || c == '.' || c == '-' {
             format!(
                 " (write the 18 digits without separators: `{}`)",
-                text.chars().filter(char::is_ascii_digit).collect::<String>()
+                text.chars()
+                    .filter(char::is_ascii_digit)
+                    .collect::<String>()
             )
         } else {
             String::new()
@@ -182,7 +184,9 @@ fn sex(text: &str) -> Result<Sex, NipError> {
         other => Err(error(
             NipPart::Sex,
             NipPart::Sex.range().start,
-            format!("NIP `{text}`: sex digit (digit 15) is `{other}`; it is 1 (male) or 2 (female)"),
+            format!(
+                "NIP `{text}`: sex digit (digit 15) is `{other}`; it is 1 (male) or 2 (female)"
+            ),
         )),
     }
 }
@@ -209,7 +213,10 @@ mod tests {
     #[test]
     fn well_formed_nip_is_split_into_parts() {
         let nip = parse("198503122010011004").unwrap();
-        assert_eq!(nip.birth_date, NaiveDate::from_ymd_opt(1985, 3, 12).unwrap());
+        assert_eq!(
+            nip.birth_date,
+            NaiveDate::from_ymd_opt(1985, 3, 12).unwrap()
+        );
         assert_eq!((nip.appointment_year, nip.appointment_month), (2010, 1));
         assert_eq!(nip.sex, Sex::Male);
         assert_eq!(nip.serial, 4);

@@ -34,7 +34,9 @@ use crate::suggest;
 
 const IDENTITY_KEYS: [&str; 5] = ["code", "name", "group", "wali_data", "hosts"];
 const HOST_KEYS: [&str; 2] = ["name", "sources"];
-const SOURCE_KEYS: [&str; 7] = ["name", "paths", "exclude", "command", "stream", "schedule", "tags"];
+const SOURCE_KEYS: [&str; 7] = [
+    "name", "paths", "exclude", "command", "stream", "schedule", "tags",
+];
 
 /// A PD file, read; defaults not yet applied.
 pub(crate) struct PdFile {
@@ -63,7 +65,11 @@ pub(crate) struct RawSource {
 
 pub(crate) fn parse(cx: &mut Ctx, root: &DeTable, root_span: Range<usize>, env: &Env) -> PdFile {
     let t = Table::new(root, root_span, cx.file.name.clone());
-    let allowed: Vec<&str> = IDENTITY_KEYS.iter().chain(SETTINGS_KEYS.iter()).copied().collect();
+    let allowed: Vec<&str> = IDENTITY_KEYS
+        .iter()
+        .chain(SETTINGS_KEYS.iter())
+        .copied()
+        .collect();
     t.check_keys(cx, &allowed);
     let hosts = t
         .tables(cx, "hosts")
@@ -71,12 +77,18 @@ pub(crate) fn parse(cx: &mut Ctx, root: &DeTable, root_span: Range<usize>, env: 
         .filter_map(|(table, span)| host(cx, Table::new(table, span, "[[hosts]]"), env))
         .collect::<Vec<_>>();
     if t.value("hosts").is_none() {
-        cx.error_hint(&t.span, "this PD has no hosts", "add the servers to back up: [[hosts]] name = \"...\" with [[hosts.sources]] under it");
+        cx.error_hint(
+            &t.span,
+            "this PD has no hosts",
+            "add the servers to back up: [[hosts]] name = \"...\" with [[hosts.sources]] under it",
+        );
     }
     report_duplicate_hosts(cx, &hosts);
     PdFile {
         code: code(cx, &t),
-        name: t.required_string(cx, "name", "the PD's full name").map(|n| n.value),
+        name: t
+            .required_string(cx, "name", "the PD's full name")
+            .map(|n| n.value),
         group: group(cx, &t),
         wali_data: wali_data(cx, &t),
         hosts,
@@ -87,15 +99,27 @@ pub(crate) fn parse(cx: &mut Ctx, root: &DeTable, root_span: Range<usize>, env: 
 /// Upper-case letters, digits, `-` and `_`: the code names repositories
 /// and appears in URLs.
 fn code(cx: &mut Ctx, t: &Table) -> Option<Located<String>> {
-    let code = t.required_string(cx, "code", "a short upper-case code such as \"DISDUKCAPIL\"")?;
+    let code = t.required_string(
+        cx,
+        "code",
+        "a short upper-case code such as \"DISDUKCAPIL\"",
+    )?;
     let valid = code.value.len() <= 32
-        && code.value.starts_with(|c: char| c.is_ascii_uppercase() || c.is_ascii_digit())
-        && code.value.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        && code
+            .value
+            .starts_with(|c: char| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && code
+            .value
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if !valid {
         cx.error_hint(
             &code.span,
             format!("PD code `{}` is not a valid code", code.value),
-            format!("use up to 32 upper-case letters, digits, `-` or `_`, e.g. `{}`", code.value.to_ascii_uppercase().replace(' ', "-")),
+            format!(
+                "use up to 32 upper-case letters, digits, `-` or `_`, e.g. `{}`",
+                code.value.to_ascii_uppercase().replace(' ', "-")
+            ),
         );
         return None;
     }
@@ -110,7 +134,11 @@ fn group(cx: &mut Ctx, t: &Table) -> Option<DataGroup> {
     let keys = DataGroup::ALL.iter().map(|(_, k)| *k);
     let hint = suggest::did_you_mean(&group.value, keys.clone())
         .unwrap_or_else(|| format!("data groups: {}", keys.collect::<Vec<_>>().join(", ")));
-    cx.error_hint(&group.span, format!("unknown data group `{}`", group.value), hint);
+    cx.error_hint(
+        &group.span,
+        format!("unknown data group `{}`", group.value),
+        hint,
+    );
     None
 }
 
@@ -146,26 +174,42 @@ fn wali_data(cx: &mut Ctx, t: &Table) -> Option<WaliData> {
 fn host(cx: &mut Ctx, h: Table, env: &Env) -> Option<RawHost> {
     h.check_keys(cx, &HOST_KEYS);
     let name = h.required_string(cx, "name", "the host name its agent enrolls with");
-    let label = format!("[[hosts.sources]] of host `{}`", name.as_ref().map_or("?", |n| n.value.as_str()));
+    let label = format!(
+        "[[hosts.sources]] of host `{}`",
+        name.as_ref().map_or("?", |n| n.value.as_str())
+    );
     let sources: Vec<RawSource> = h
         .tables(cx, "sources")
         .into_iter()
         .filter_map(|(table, span)| source(cx, Table::new(table, span, label.clone()), env))
         .collect();
     if h.value("sources").is_none() {
-        cx.error_hint(&h.span, "this host has no sources", "add [[hosts.sources]] with `paths` or `command` + `stream`");
+        cx.error_hint(
+            &h.span,
+            "this host has no sources",
+            "add [[hosts.sources]] with `paths` or `command` + `stream`",
+        );
     }
     report_duplicate_sources(cx, &sources);
-    Some(RawHost { name: name?, sources })
+    Some(RawHost {
+        name: name?,
+        sources,
+    })
 }
 
 fn source(cx: &mut Ctx, s: Table, env: &Env) -> Option<RawSource> {
     s.check_keys(cx, &SOURCE_KEYS);
     let name = s.required_string(cx, "name", "a name for this source, unique on the host");
     let schedule = settings::schedule(cx, &s, "schedule", env.zone);
-    let tags = s.strings(cx, "tags").map(|l| l.value.into_iter().map(|t| t.value).collect()).unwrap_or_default();
+    let tags = s
+        .strings(cx, "tags")
+        .map(|l| l.value.into_iter().map(|t| t.value).collect())
+        .unwrap_or_default();
     let kind = source_kind(cx, &s)?;
-    let excludes = s.strings(cx, "exclude").map(|l| l.value.into_iter().map(|e| e.value).collect()).unwrap_or_default();
+    let excludes = s
+        .strings(cx, "exclude")
+        .map(|l| l.value.into_iter().map(|e| e.value).collect())
+        .unwrap_or_default();
     Some(RawSource {
         name: name?.value,
         span: s.span.clone(),
@@ -181,23 +225,45 @@ fn source_kind(cx: &mut Ctx, s: &Table) -> Option<SourceKind> {
     let command = s.string(cx, "command");
     match (paths, command) {
         (Some(_), Some(c)) => {
-            cx.error_hint(&c.span, "a source has either `paths` or `command`, not both", "split it into two [[hosts.sources]] entries");
+            cx.error_hint(
+                &c.span,
+                "a source has either `paths` or `command`, not both",
+                "split it into two [[hosts.sources]] entries",
+            );
             None
         }
         (Some(paths), None) => {
             for p in paths.value.iter().filter(|p| !p.value.starts_with('/')) {
-                cx.error(&p.span, format!("path `{}` is not absolute: write the full path from `/`", p.value));
+                cx.error(
+                    &p.span,
+                    format!(
+                        "path `{}` is not absolute: write the full path from `/`",
+                        p.value
+                    ),
+                );
             }
             if paths.value.is_empty() {
-                cx.error(&paths.span, "`paths` is empty: list the directories or files to back up");
+                cx.error(
+                    &paths.span,
+                    "`paths` is empty: list the directories or files to back up",
+                );
             }
-            Some(SourceKind::Paths(paths.value.into_iter().map(|p| p.value).collect()))
+            Some(SourceKind::Paths(
+                paths.value.into_iter().map(|p| p.value).collect(),
+            ))
         }
         (None, Some(command)) => {
             if let Some(span) = s.key_span("exclude") {
-                cx.error(&span, "`exclude` applies to `paths` sources, not to a `command` stream");
+                cx.error(
+                    &span,
+                    "`exclude` applies to `paths` sources, not to a `command` stream",
+                );
             }
-            let stream = s.required_string(cx, "stream", "the name the command's output is stored under, e.g. \"siak.dump\"")?;
+            let stream = s.required_string(
+                cx,
+                "stream",
+                "the name the command's output is stored under, e.g. \"siak.dump\"",
+            )?;
             Some(SourceKind::Command {
                 stream_name: stream.value,
                 command: command.value,
@@ -215,7 +281,11 @@ fn report_duplicate_hosts(cx: &mut Ctx, hosts: &[RawHost]) {
     for h in hosts {
         if let Some(first) = seen.insert(&h.name.value, &h.name.span) {
             let line = cx.file.at(first, "").line;
-            cx.error_hint(&h.name.span, format!("duplicate host `{}` in this PD", h.name.value), format!("first listed on line {line}: merge their sources into one [[hosts]]"));
+            cx.error_hint(
+                &h.name.span,
+                format!("duplicate host `{}` in this PD", h.name.value),
+                format!("first listed on line {line}: merge their sources into one [[hosts]]"),
+            );
         }
     }
 }
@@ -228,7 +298,11 @@ fn report_duplicate_sources(cx: &mut Ctx, sources: &[RawSource]) {
     for s in sources {
         if let Some(first) = names.insert(&s.name, &s.span) {
             let line = cx.file.at(first, "").line;
-            cx.error_hint(&s.span, format!("duplicate source `{}` on this host", s.name), format!("first defined on line {line}: give each source its own name"));
+            cx.error_hint(
+                &s.span,
+                format!("duplicate source `{}` on this host", s.name),
+                format!("first defined on line {line}: give each source its own name"),
+            );
         }
         let outputs_of: Vec<String> = match &s.kind {
             SourceKind::Paths(paths) => paths.iter().map(|p| normalise_path(p)).collect(),
@@ -237,7 +311,9 @@ fn report_duplicate_sources(cx: &mut Ctx, sources: &[RawSource]) {
         for output in outputs_of {
             if let Some((other, first)) = outputs.get(&output) {
                 let line = cx.file.at(first, "").line;
-                let what = output.strip_prefix("stream:").map_or(format!("path `{output}`"), |st| format!("stream `{st}`"));
+                let what = output
+                    .strip_prefix("stream:")
+                    .map_or(format!("path `{output}`"), |st| format!("stream `{st}`"));
                 cx.error_hint(&s.span, format!("duplicate source: {what} is already backed up by source `{other}` on this host"), format!("see line {line}: back each path or stream up once"));
             } else {
                 outputs.insert(output, (&s.name, &s.span));
@@ -249,5 +325,9 @@ fn report_duplicate_sources(cx: &mut Ctx, sources: &[RawSource]) {
 /// `/srv/data/` and `/srv/data` are the same directory.
 fn normalise_path(p: &str) -> String {
     let trimmed = p.trim_end_matches('/');
-    if trimmed.is_empty() { "/".to_string() } else { trimmed.to_string() }
+    if trimmed.is_empty() {
+        "/".to_string()
+    } else {
+        trimmed.to_string()
+    }
 }

@@ -36,7 +36,12 @@ impl Ctx<'_> {
         self.diags.push(d);
     }
 
-    pub fn error_hint(&mut self, span: &Range<usize>, message: impl Into<String>, hint: impl Into<String>) {
+    pub fn error_hint(
+        &mut self,
+        span: &Range<usize>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
         let d = self.file.at(span, message).with_hint(hint);
         self.diags.push(d);
     }
@@ -129,9 +134,14 @@ impl<'t, 'i> Table<'t, 'i> {
             if allowed.contains(&k) || is_credential_key(k) {
                 continue;
             }
-            let hint = suggest::did_you_mean(k, allowed.iter().copied())
-                .unwrap_or_else(|| format!("keys allowed in {}: {}", self.name, allowed.join(", ")));
-            cx.error_hint(&key.span(), format!("unknown key `{k}` in {}", self.name), hint);
+            let hint = suggest::did_you_mean(k, allowed.iter().copied()).unwrap_or_else(|| {
+                format!("keys allowed in {}: {}", self.name, allowed.join(", "))
+            });
+            cx.error_hint(
+                &key.span(),
+                format!("unknown key `{k}` in {}", self.name),
+                hint,
+            );
         }
     }
 
@@ -147,7 +157,11 @@ impl<'t, 'i> Table<'t, 'i> {
     fn wrong_type(&self, cx: &mut Ctx, key: &str, v: &Spanned<DeValue>, expected: &str) {
         cx.error(
             &v.span(),
-            format!("`{key}` in {} must be {expected}, not {}", self.name, type_name(v.get_ref())),
+            format!(
+                "`{key}` in {} must be {expected}, not {}",
+                self.name,
+                type_name(v.get_ref())
+            ),
         );
     }
 
@@ -170,7 +184,10 @@ impl<'t, 'i> Table<'t, 'i> {
         }
         let s = self.string(cx, key)?;
         if s.value.trim().is_empty() {
-            cx.error(&s.span, format!("`{key}` in {} is empty ({what})", self.name));
+            cx.error(
+                &s.span,
+                format!("`{key}` in {} is empty ({what})", self.name),
+            );
             return None;
         }
         Some(s)
@@ -199,7 +216,10 @@ impl<'t, 'i> Table<'t, 'i> {
         match u32::try_from(n.value) {
             Ok(v) if v <= max => Some(Located::new(v, n.span)),
             _ => {
-                cx.error(&n.span, format!("`{key}` in {} must be between 0 and {max}", self.name));
+                cx.error(
+                    &n.span,
+                    format!("`{key}` in {} must be between 0 and {max}", self.name),
+                );
                 None
             }
         }
@@ -221,7 +241,9 @@ impl<'t, 'i> Table<'t, 'i> {
     pub fn string_or_integer(&self, cx: &mut Ctx, key: &str) -> Option<Located<String>> {
         let v = self.value(key)?;
         match v.get_ref() {
-            DeValue::Integer(_) => self.integer(cx, key).map(|n| Located::new(n.value.to_string(), n.span)),
+            DeValue::Integer(_) => self
+                .integer(cx, key)
+                .map(|n| Located::new(n.value.to_string(), n.span)),
             _ => self.string(cx, key),
         }
     }
@@ -230,7 +252,10 @@ impl<'t, 'i> Table<'t, 'i> {
     pub fn strings(&self, cx: &mut Ctx, key: &str) -> Option<Located<Vec<Located<String>>>> {
         let v = self.value(key)?;
         match v.get_ref() {
-            DeValue::String(s) => Some(Located::new(vec![Located::new(s.to_string(), v.span())], v.span())),
+            DeValue::String(s) => Some(Located::new(
+                vec![Located::new(s.to_string(), v.span())],
+                v.span(),
+            )),
             DeValue::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for item in items.iter() {
@@ -291,7 +316,16 @@ mod tests {
 
     #[test]
     fn credential_keys() {
-        for k in ["access_key", "secret", "secret_access_key", "AWS_SECRET", "password", "token", "access-key-id", "key_id"] {
+        for k in [
+            "access_key",
+            "secret",
+            "secret_access_key",
+            "AWS_SECRET",
+            "password",
+            "token",
+            "access-key-id",
+            "key_id",
+        ] {
             assert!(is_credential_key(k), "{k}");
         }
         for k in ["onsite_store", "retention", "name", "keys"] {

@@ -47,13 +47,21 @@ pub(crate) struct RegencyFile {
 impl RegencyFile {
     pub fn env(&self) -> Env<'_> {
         Env {
-            zone: if self.zone_ok { &self.regency.zone } else { "UTC" },
+            zone: if self.zone_ok {
+                &self.regency.zone
+            } else {
+                "UTC"
+            },
             stores: self.stores_ok.then_some(&self.regency.stores),
         }
     }
 }
 
-pub(crate) fn parse(cx: &mut Ctx, root: &DeTable, root_span: std::ops::Range<usize>) -> RegencyFile {
+pub(crate) fn parse(
+    cx: &mut Ctx,
+    root: &DeTable,
+    root_span: std::ops::Range<usize>,
+) -> RegencyFile {
     let t = Table::new(root, root_span, "regency.toml");
     t.check_keys(cx, &REGENCY_KEYS);
     let name = t.required_string(cx, "name", "the regency's name, e.g. \"Kabupaten Contoh\"");
@@ -74,13 +82,22 @@ pub(crate) fn parse(cx: &mut Ctx, root: &DeTable, root_span: std::ops::Range<usi
 }
 
 fn zone(cx: &mut Ctx, t: &Table) -> Option<String> {
-    let zone = t.required_string(cx, "zone", "Asia/Jakarta (WIB), Asia/Makassar (WITA) or Asia/Jayapura (WIT)")?;
+    let zone = t.required_string(
+        cx,
+        "zone",
+        "Asia/Jakarta (WIB), Asia/Makassar (WITA) or Asia/Jayapura (WIT)",
+    )?;
     if TIME_ZONES.contains(&zone.value.as_str()) {
         return Some(zone.value);
     }
-    let hint = suggest::did_you_mean(&zone.value, TIME_ZONES)
-        .unwrap_or_else(|| "use Asia/Jakarta (WIB), Asia/Makassar (WITA) or Asia/Jayapura (WIT)".to_string());
-    cx.error_hint(&zone.span, format!("unknown time zone `{}`", zone.value), hint);
+    let hint = suggest::did_you_mean(&zone.value, TIME_ZONES).unwrap_or_else(|| {
+        "use Asia/Jakarta (WIB), Asia/Makassar (WITA) or Asia/Jayapura (WIT)".to_string()
+    });
+    cx.error_hint(
+        &zone.span,
+        format!("unknown time zone `{}`", zone.value),
+        hint,
+    );
     None
 }
 
@@ -100,7 +117,10 @@ fn stores(cx: &mut Ctx, t: &Table) -> Option<BTreeMap<String, StoreRef>> {
     for (key, value) in table.iter() {
         let name = key.get_ref().to_string();
         let Some(store) = value.get_ref().as_table() else {
-            cx.error(&value.span(), format!("store `{name}` must be a table: [stores.{name}] site = \"onsite\""));
+            cx.error(
+                &value.span(),
+                format!("store `{name}` must be a table: [stores.{name}] site = \"onsite\""),
+            );
             ok = false;
             continue;
         };
@@ -127,7 +147,11 @@ fn check_store_keys(cx: &mut Ctx, st: &Table) {
         let hint = suggest::did_you_mean(k, ["site"]).unwrap_or_else(|| {
             "a store here has only `site`; its URL, bucket and credentials go in the controller's config".to_string()
         });
-        cx.error_hint(&key.span(), format!("unknown key `{k}` in {}", st.name), hint);
+        cx.error_hint(
+            &key.span(),
+            format!("unknown key `{k}` in {}", st.name),
+            hint,
+        );
     }
 }
 
@@ -137,9 +161,15 @@ fn store_site(cx: &mut Ctx, st: &Table) -> Option<Site> {
         "onsite" => Some(Site::OnSite),
         "dr" => Some(Site::Dr),
         other => {
-            let hint = suggest::did_you_mean(other, ["onsite", "dr"])
-                .unwrap_or_else(|| "use \"onsite\" (the data center) or \"dr\" (the disaster-recovery site)".to_string());
-            cx.error_hint(&site.span, format!("unknown site `{other}` in {}", st.name), hint);
+            let hint = suggest::did_you_mean(other, ["onsite", "dr"]).unwrap_or_else(|| {
+                "use \"onsite\" (the data center) or \"dr\" (the disaster-recovery site)"
+                    .to_string()
+            });
+            cx.error_hint(
+                &site.span,
+                format!("unknown site `{other}` in {}", st.name),
+                hint,
+            );
             None
         }
     }
@@ -158,13 +188,24 @@ fn defaults(cx: &mut Ctx, t: &Table, env: &Env) -> BTreeMap<Option<DataGroup>, S
         } else if let Some(g) = DataGroup::from_key(name) {
             Some(g)
         } else {
-            let hint = suggest::did_you_mean(name, group_keys())
-                .unwrap_or_else(|| format!("use `all` or a data group: {}", group_keys().skip(1).collect::<Vec<_>>().join(", ")));
-            cx.error_hint(&key.span(), format!("unknown data group `{name}` in [defaults]"), hint);
+            let hint = suggest::did_you_mean(name, group_keys()).unwrap_or_else(|| {
+                format!(
+                    "use `all` or a data group: {}",
+                    group_keys().skip(1).collect::<Vec<_>>().join(", ")
+                )
+            });
+            cx.error_hint(
+                &key.span(),
+                format!("unknown data group `{name}` in [defaults]"),
+                hint,
+            );
             continue;
         };
         let Some(defaults) = value.get_ref().as_table() else {
-            cx.error(&value.span(), format!("[defaults.{name}] must be a table of PD settings"));
+            cx.error(
+                &value.span(),
+                format!("[defaults.{name}] must be a table of PD settings"),
+            );
             continue;
         };
         let dt = Table::new(defaults, value.span(), format!("[defaults.{name}]"));

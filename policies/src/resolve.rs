@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use crate::diagnostic::{Diagnostic, SourceFile, WithHint};
 use crate::model::{
-    DataGroup, DrillPick, DrillPolicy, HostPolicy, PdPolicy, Replication, SourcePolicy, Verification,
+    DataGroup, DrillPick, DrillPolicy, HostPolicy, PdPolicy, Replication, SourcePolicy,
+    Verification,
 };
 use crate::pd::PdFile;
 use crate::regency::RegencyFile;
@@ -22,14 +23,51 @@ const DEFAULT_READ_SHARE: u8 = 5;
 
 /// The resolved PD, or `None` when something it needs is missing or was
 /// invalid (every such problem is in `diags`).
-pub(crate) fn resolve(file: &SourceFile, pd: PdFile, regency: &RegencyFile, diags: &mut Vec<Diagnostic>) -> Option<PdPolicy> {
+pub(crate) fn resolve(
+    file: &SourceFile,
+    pd: PdFile,
+    regency: &RegencyFile,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<PdPolicy> {
     let settings = stack(&pd, regency);
-    let mut missing = Missing { file, group: pd.group, settings: &settings, diags, any: false };
-    let retention = missing.need(settings.retention.as_ref().map(|r| r.value), "retention", "`[retention]`, e.g. daily = 7");
-    let onsite_store = missing.need(settings.onsite_store.as_ref().map(|s| s.value.clone()), "onsite_store", "`onsite_store = \"...\"`");
-    let dr_store = missing.need(settings.dr_store.as_ref().map(|s| s.value.clone()), "dr_store", "`dr_store = \"...\"`");
-    let verification_schedule = missing.need(settings.verification_schedule.as_ref().map(|s| s.value.clone()), "verification.schedule", "`[verification] schedule = \"0 4 * * 0\"`");
-    let retention_schedule = missing.need(settings.retention_schedule.as_ref().map(|s| s.value.clone()), "retention_schedule", "`retention_schedule = \"0 6 * * *\"`");
+    let mut missing = Missing {
+        file,
+        group: pd.group,
+        settings: &settings,
+        diags,
+        any: false,
+    };
+    let retention = missing.need(
+        settings.retention.as_ref().map(|r| r.value),
+        "retention",
+        "`[retention]`, e.g. daily = 7",
+    );
+    let onsite_store = missing.need(
+        settings.onsite_store.as_ref().map(|s| s.value.clone()),
+        "onsite_store",
+        "`onsite_store = \"...\"`",
+    );
+    let dr_store = missing.need(
+        settings.dr_store.as_ref().map(|s| s.value.clone()),
+        "dr_store",
+        "`dr_store = \"...\"`",
+    );
+    let verification_schedule = missing.need(
+        settings
+            .verification_schedule
+            .as_ref()
+            .map(|s| s.value.clone()),
+        "verification.schedule",
+        "`[verification] schedule = \"0 4 * * 0\"`",
+    );
+    let retention_schedule = missing.need(
+        settings
+            .retention_schedule
+            .as_ref()
+            .map(|s| s.value.clone()),
+        "retention_schedule",
+        "`retention_schedule = \"0 6 * * *\"`",
+    );
     let hosts = hosts(&mut missing, &pd, &settings);
     let drill = drill(&mut missing, &settings);
     if missing.any {
@@ -111,7 +149,11 @@ fn hosts(missing: &mut Missing, pd: &PdFile, settings: &Settings) -> Vec<HostPol
     for h in &pd.hosts {
         let mut sources = Vec::with_capacity(h.sources.len());
         for s in &h.sources {
-            let schedule = s.schedule.as_ref().map(|l| l.value.clone()).or_else(|| pd_schedule.clone());
+            let schedule = s
+                .schedule
+                .as_ref()
+                .map(|l| l.value.clone())
+                .or_else(|| pd_schedule.clone());
             let Some(schedule) = schedule else {
                 missing.any = true;
                 if !settings.written.contains("schedule") {
@@ -131,7 +173,10 @@ fn hosts(missing: &mut Missing, pd: &PdFile, settings: &Settings) -> Vec<HostPol
                 tags: s.tags.clone(),
             });
         }
-        hosts.push(HostPolicy { name: h.name.value.clone(), sources });
+        hosts.push(HostPolicy {
+            name: h.name.value.clone(),
+            sources,
+        });
     }
     hosts
 }
@@ -142,7 +187,11 @@ fn drill(missing: &mut Missing, settings: &Settings) -> Option<Option<DrillPolic
     if !d.present || d.enabled == Some(false) {
         return Some(None);
     }
-    let schedule = missing.need(d.schedule.as_ref().map(|s| s.value.clone()), "drill.schedule", "`[drill] schedule = \"0 9 1 * *\"`");
+    let schedule = missing.need(
+        d.schedule.as_ref().map(|s| s.value.clone()),
+        "drill.schedule",
+        "`[drill] schedule = \"0 9 1 * *\"`",
+    );
     let rto = missing.need(d.rto, "drill.rto", "`[drill] rto = \"4h\"`");
     Some(Some(DrillPolicy {
         schedule: schedule?,

@@ -134,7 +134,9 @@ pub(crate) fn parse(cx: &mut Ctx, t: &Table, env: &Env) -> Settings {
         onsite_store: store(cx, t, "onsite_store", Site::OnSite, env),
         dr_store: store(cx, t, "dr_store", Site::Dr, env),
         rpo: duration(cx, t, "rpo"),
-        object_lock_days: t.count(cx, "object_lock_days", MAX_LOCK_DAYS).map(|n| n.value),
+        object_lock_days: t
+            .count(cx, "object_lock_days", MAX_LOCK_DAYS)
+            .map(|n| n.value),
         retention_schedule: schedule(cx, t, "retention_schedule", env.zone),
         ..Settings::default()
     };
@@ -174,7 +176,12 @@ fn written_keys(t: &Table) -> BTreeSet<String> {
 }
 
 /// A sub-table with its keys checked.
-fn sub_table<'t, 'i>(cx: &mut Ctx, t: &Table<'t, 'i>, key: &str, keys: &[&str]) -> Option<Table<'t, 'i>> {
+fn sub_table<'t, 'i>(
+    cx: &mut Ctx,
+    t: &Table<'t, 'i>,
+    key: &str,
+    keys: &[&str],
+) -> Option<Table<'t, 'i>> {
     let (table, span) = t.table(cx, key)?;
     // `[defaults.all.retention]` inside a defaults table, `[retention]` at
     // the top of a PD file.
@@ -188,11 +195,22 @@ fn sub_table<'t, 'i>(cx: &mut Ctx, t: &Table<'t, 'i>, key: &str, keys: &[&str]) 
 }
 
 /// Applies `parse` to a located string, reporting its error there.
-fn checked<T>(cx: &mut Ctx, text: &Located<String>, parse: fn(&str) -> Result<T, String>) -> Option<T> {
-    parse(&text.value).map_err(|why| cx.error(&text.span, why)).ok()
+fn checked<T>(
+    cx: &mut Ctx,
+    text: &Located<String>,
+    parse: fn(&str) -> Result<T, String>,
+) -> Option<T> {
+    parse(&text.value)
+        .map_err(|why| cx.error(&text.span, why))
+        .ok()
 }
 
-fn text_value<T>(cx: &mut Ctx, t: &Table, key: &str, parse: fn(&str) -> Result<T, String>) -> Option<T> {
+fn text_value<T>(
+    cx: &mut Ctx,
+    t: &Table,
+    key: &str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Option<T> {
     let text = t.string(cx, key)?;
     checked(cx, &text, parse)
 }
@@ -203,7 +221,12 @@ fn duration(cx: &mut Ctx, t: &Table, key: &str) -> Option<Duration> {
 
 /// A cron expression in the regency's zone; a bad field is pointed at
 /// inside the string.
-pub(crate) fn schedule(cx: &mut Ctx, t: &Table, key: &str, zone: &str) -> Option<Located<Schedule>> {
+pub(crate) fn schedule(
+    cx: &mut Ctx,
+    t: &Table,
+    key: &str,
+    zone: &str,
+) -> Option<Located<Schedule>> {
     let text = t.string(cx, key)?;
     match Schedule::parse(&text.value, zone) {
         Ok(s) => Some(Located::new(s, text.span)),
@@ -245,7 +268,11 @@ fn retention(cx: &mut Ctx, t: &Table) -> Option<Located<KeepPolicy>> {
         yearly: get(cx, "yearly"),
     };
     if let Err(e) = keep.validate() {
-        cx.error_hint(&r.span, e.to_string(), "e.g. `daily = 7`, `weekly = 4`, `monthly = 12`");
+        cx.error_hint(
+            &r.span,
+            e.to_string(),
+            "e.g. `daily = 7`, `weekly = 4`, `monthly = 12`",
+        );
         return None;
     }
     Some(Located::new(keep, r.span))
@@ -264,19 +291,42 @@ fn store(cx: &mut Ctx, t: &Table, key: &str, site: Site, env: &Env) -> Option<Lo
     match stores.get(&name.value) {
         Some(s) if s.site == site => Some(name),
         Some(_) => {
-            let fitting: Vec<&str> = stores.values().filter(|s| s.site == site).map(|s| s.name.as_str()).collect();
+            let fitting: Vec<&str> = stores
+                .values()
+                .filter(|s| s.site == site)
+                .map(|s| s.name.as_str())
+                .collect();
             cx.error_hint(
                 &name.span,
-                format!("`{key}` names store `{}`, which regency.toml puts at the other site", name.value),
-                format!("{key} needs a store with site = \"{wanted}\": {}", list_or_none(&fitting)),
+                format!(
+                    "`{key}` names store `{}`, which regency.toml puts at the other site",
+                    name.value
+                ),
+                format!(
+                    "{key} needs a store with site = \"{wanted}\": {}",
+                    list_or_none(&fitting)
+                ),
             );
             None
         }
         None => {
-            let fitting: Vec<&str> = stores.values().filter(|s| s.site == site).map(|s| s.name.as_str()).collect();
-            let hint = suggest::did_you_mean(&name.value, fitting.iter().copied())
-                .unwrap_or_else(|| format!("stores with site = \"{wanted}\" in regency.toml: {}", list_or_none(&fitting)));
-            cx.error_hint(&name.span, format!("unknown store `{}` in `{key}`", name.value), hint);
+            let fitting: Vec<&str> = stores
+                .values()
+                .filter(|s| s.site == site)
+                .map(|s| s.name.as_str())
+                .collect();
+            let hint =
+                suggest::did_you_mean(&name.value, fitting.iter().copied()).unwrap_or_else(|| {
+                    format!(
+                        "stores with site = \"{wanted}\" in regency.toml: {}",
+                        list_or_none(&fitting)
+                    )
+                });
+            cx.error_hint(
+                &name.span,
+                format!("unknown store `{}` in `{key}`", name.value),
+                hint,
+            );
             None
         }
     }
@@ -292,7 +342,11 @@ fn list_or_none(names: &[&str]) -> String {
 
 fn windows(cx: &mut Ctx, r: &Table) -> Option<Vec<Window>> {
     let list = r.strings(cx, "windows")?;
-    let parsed: Vec<Option<Window>> = list.value.iter().map(|w| checked(cx, w, parse_window)).collect();
+    let parsed: Vec<Option<Window>> = list
+        .value
+        .iter()
+        .map(|w| checked(cx, w, parse_window))
+        .collect();
     parsed.into_iter().collect()
 }
 
@@ -333,7 +387,12 @@ fn drill_check(cx: &mut Ctx, d: &Table) -> Option<Located<DrillCheck>> {
         return None;
     }
     if let Some(command) = c.string(cx, "command") {
-        return Some(Located::new(DrillCheck::Command { command: command.value }, c.span.clone()));
+        return Some(Located::new(
+            DrillCheck::Command {
+                command: command.value,
+            },
+            c.span.clone(),
+        ));
     }
     let pg = sub_table(cx, &c, "postgres", &["stream", "query", "min"])?;
     let stream = pg.required_string(cx, "stream", "the dump stream to restore");

@@ -16,6 +16,7 @@ pub(crate) type PdFiles<'a> = [(&'a SourceFile, PdFile)];
 /// to exactly one PD: its repository credentials are that PD's).
 pub(crate) fn across_files(pds: &PdFiles, diags: &mut Vec<Diagnostic>) {
     let mut codes: HashMap<&str, (&SourceFile, &Range<usize>)> = HashMap::new();
+    // By host: the file that lists it first, where, and that PD's code.
     let mut hosts: HashMap<&str, (&SourceFile, &Range<usize>, &str)> = HashMap::new();
     for (file, pd) in pds {
         let code = pd.code.as_ref().map_or("?", |c| c.value.as_str());
@@ -32,14 +33,19 @@ pub(crate) fn across_files(pds: &PdFiles, diags: &mut Vec<Diagnostic>) {
         }
         for h in &pd.hosts {
             match hosts.get(h.name.value.as_str()) {
-                Some((first_file, first, other)) if *other != code => {
+                Some((first_file, first, other)) if !std::ptr::eq(*first_file, *file) => {
                     let at = first_file.at(first, "").location();
                     diags.push(
-                        file.at(&h.name.span, format!("host `{}` is already a host of PD `{other}`", h.name.value))
-                            .with_hint(format!("see {at}: an agent backs up for one PD only; name the hosts apart")),
+                        file.at(
+                            &h.name.span,
+                            format!("host `{}` is already a host of PD `{other}`", h.name.value),
+                        )
+                        .with_hint(format!(
+                            "see {at}: an agent backs up for one PD only; name the hosts apart"
+                        )),
                     );
                 }
-                Some(_) => {} // Same PD: reported by the PD file itself.
+                Some(_) => {} // Same file: reported by the PD file itself.
                 None => {
                     hosts.insert(&h.name.value, (file, &h.name.span, code));
                 }
@@ -56,7 +62,11 @@ pub(crate) fn drill_stream(
     pd: &PdFile,
     diags: &mut Vec<Diagnostic>,
 ) {
-    let Some(Located { value: DrillCheck::Postgres { stream, .. }, span }) = check else {
+    let Some(Located {
+        value: DrillCheck::Postgres { stream, .. },
+        span,
+    }) = check
+    else {
         return;
     };
     let streams: Vec<&str> = pd
@@ -81,7 +91,10 @@ pub(crate) fn drill_stream(
     });
     diags.push(
         written_in
-            .at(span, format!("drill check stream `{stream}` is not a stream of PD `{code}`"))
+            .at(
+                span,
+                format!("drill check stream `{stream}` is not a stream of PD `{code}`"),
+            )
             .with_hint(hint),
     );
 }

@@ -30,12 +30,20 @@ fn example_population_registry_dumps_postgres_and_drills() {
     assert_eq!(pd2.code, "DISDUKCAPIL");
     assert_eq!(
         host.sources[0].kind,
-        SourceKind::Command { stream_name: "siak.dump".into(), command: "pg_dump -Fc siak".into() }
+        SourceKind::Command {
+            stream_name: "siak.dump".into(),
+            command: "pg_dump -Fc siak".into()
+        }
     );
-    let drill = pd.drill.as_ref().expect("kependudukan defaults give a drill");
+    let drill = pd
+        .drill
+        .as_ref()
+        .expect("kependudukan defaults give a drill");
     assert_eq!(drill.pick, DrillPick::RandomWithinRetention);
     assert_eq!(drill.rto, Duration::from_secs(4 * 3600));
-    assert!(matches!(&drill.check, Some(DrillCheck::Postgres { stream, min: 1, .. }) if stream == "siak.dump"));
+    assert!(
+        matches!(&drill.check, Some(DrillCheck::Postgres { stream, min: 1, .. }) if stream == "siak.dump")
+    );
 }
 
 #[test]
@@ -50,7 +58,12 @@ fn fingerprint_is_stable_and_follows_the_text() {
     // Moving the directory does not change it: names are relative.
     let moved: Vec<_> = files
         .iter()
-        .map(|(p, t)| (PathBuf::from("/elsewhere").join(p.strip_prefix(example_dir()).unwrap()), t.clone()))
+        .map(|(p, t)| {
+            (
+                PathBuf::from("/elsewhere").join(p.strip_prefix(example_dir()).unwrap()),
+                t.clone(),
+            )
+        })
         .collect();
     assert_eq!(a, crate::load_sources(&moved).unwrap().fingerprint);
 }

@@ -54,7 +54,10 @@ paths = ["/srv/berkas"]
 }
 
 pub(crate) fn load(files: &[(&str, &str)]) -> Result<PolicySet, Vec<Diagnostic>> {
-    let files: Vec<(PathBuf, String)> = files.iter().map(|(p, t)| (PathBuf::from(p), t.to_string())).collect();
+    let files: Vec<(PathBuf, String)> = files
+        .iter()
+        .map(|(p, t)| (PathBuf::from(p), t.to_string()))
+        .collect();
     crate::load_sources(&files)
 }
 
