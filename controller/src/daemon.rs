@@ -80,6 +80,7 @@ pub async fn run_with(
     let pool_config = config.pool.to_pool_config();
     let app = open_app(config, clock.clone(), options.loader)?;
     crate::dispatch::close_orphaned_site_jobs(&app, clock.now())?;
+    remember_first_start(&app)?;
     let (pool, results) = match options.runner {
         Some(r) => SiteJobPool::start_with(pool_config, clock.clone(), r),
         None => SiteJobPool::start(pool_config, clock.clone()),
@@ -109,6 +110,20 @@ pub async fn run_with(
     let _ = flusher.await;
     collector.abort();
     flush_seen(&app)?;
+    Ok(())
+}
+
+/// The controller's first start, persisted at once: slots before it never
+/// count as missed, slots after it do, across restarts.
+fn remember_first_start(app: &App) -> Result<()> {
+    let mut book = app.runbook.lock().unwrap_or_else(|p| p.into_inner());
+    if book.first_start.is_some() {
+        return Ok(());
+    }
+    let mut draft = book.clone();
+    draft.ensure_started(app.clock.now());
+    app.state.write(|txn| jobs::save_runbook(txn, &draft))?;
+    *book = draft;
     Ok(())
 }
 

@@ -109,7 +109,10 @@ fn jitter_is_stable_bounded_and_spread() {
         assert!(j >= Duration::zero() && j < BACKUP_JITTER, "{j}");
         seen.insert(j);
     }
-    assert!(seen.len() > 20, "40 hosts should not share a few offsets: {seen:?}");
+    assert!(
+        seen.len() > 20,
+        "40 hosts should not share a few offsets: {seen:?}"
+    );
     // Below half the interval of a frequent schedule, so it always runs.
     let every_two_minutes = schedule("*/2 * * * *", "UTC");
     for i in 0..40 {
@@ -122,7 +125,10 @@ fn jitter_is_stable_bounded_and_spread() {
     }
     let set = policy_set("UTC", vec![pd("X", "UTC", "*/2 * * * *")]);
     let book = book_from("2026-06-10T00:00:00Z");
-    assert_eq!(backups(&due(&set, &book, at("2026-06-10T10:01:59Z"))).len(), 1);
+    assert_eq!(
+        backups(&due(&set, &book, at("2026-06-10T10:01:59Z"))).len(),
+        1
+    );
 }
 
 #[test]
@@ -130,7 +136,12 @@ fn a_task_is_not_due_before_its_jitter_passes() {
     let set = policy_set("UTC", vec![pd("DINKES", "UTC", "0 2 * * *")]);
     let book = book_from("2026-06-10T00:00:00Z");
     let slot = at("2026-06-10T02:00:00Z");
-    let not_before = slot + jitter(&backup_key("DINKES"), &set.pds["DINKES"].hosts[0].sources[0].schedule, slot);
+    let not_before = slot
+        + jitter(
+            &backup_key("DINKES"),
+            &set.pds["DINKES"].hosts[0].sources[0].schedule,
+            slot,
+        );
     assert!(not_before > slot, "this key's jitter is not zero");
     assert!(backups(&due(&set, &book, not_before - Duration::seconds(1))).is_empty());
     let found = due(&set, &book, not_before);
@@ -146,7 +157,11 @@ fn replicating(windows: Vec<Window>) -> cadang_policies::model::PolicySet {
     policy_set(zone, vec![p])
 }
 
-fn replications(set: &cadang_policies::model::PolicySet, book: &RunBook, now: DateTime<Utc>) -> Vec<Due> {
+fn replications(
+    set: &cadang_policies::model::PolicySet,
+    book: &RunBook,
+    now: DateTime<Utc>,
+) -> Vec<Due> {
     due(set, book, now)
         .into_iter()
         .filter(|d| matches!(d.key, TaskKey::Replicate { .. }))
@@ -169,14 +184,25 @@ fn replication_only_after_a_backup() {
     assert!(replications(&set, &book, at("2026-06-10T14:49:00Z")).is_empty());
     let found = replications(&set, &book, at("2026-06-10T14:50:00Z"));
     assert_eq!(found.len(), 1);
-    assert_eq!(found[0].slot, backup_end, "the slot is the backup it follows");
-    assert_eq!(found[0].key, TaskKey::Replicate { pd: "DINKES".into() });
+    assert_eq!(
+        found[0].slot, backup_end,
+        "the slot is the backup it follows"
+    );
+    assert_eq!(
+        found[0].key,
+        TaskKey::Replicate {
+            pd: "DINKES".into()
+        }
+    );
     // Dispatched: not again until a newer backup.
     book.mark_dispatched(&found[0]);
     assert!(replications(&set, &book, at("2026-06-10T20:00:00Z")).is_empty());
     book.record_replication_start("DINKES", at("2026-06-10T14:51:00Z"));
     book.record_backup_success("DINKES", at("2026-06-11T14:20:00Z"));
-    assert_eq!(replications(&set, &book, at("2026-06-11T15:00:00Z")).len(), 1);
+    assert_eq!(
+        replications(&set, &book, at("2026-06-11T15:00:00Z")).len(),
+        1
+    );
 }
 
 #[test]
@@ -185,8 +211,15 @@ fn replication_only_inside_a_window_across_midnight() {
     let mut book = book_from("2026-06-01T00:00:00Z");
     // Backup ends 10:00 WIB (03:00Z): outside 22:00-05:00, it waits.
     book.record_backup_success("DINKES", at("2026-06-10T03:00:00Z"));
-    for outside in ["2026-06-10T04:00:00Z", "2026-06-10T14:59:00Z", "2026-06-10T22:00:00Z"] {
-        assert!(replications(&set, &book, at(outside)).is_empty(), "{outside}");
+    for outside in [
+        "2026-06-10T04:00:00Z",
+        "2026-06-10T14:59:00Z",
+        "2026-06-10T22:00:00Z",
+    ] {
+        assert!(
+            replications(&set, &book, at(outside)).is_empty(),
+            "{outside}"
+        );
     }
     for inside in [
         "2026-06-10T15:00:00Z", // 22:00 WIB: the window opens
@@ -205,7 +238,10 @@ fn replication_only_inside_a_window_across_midnight() {
 
 #[test]
 fn verification_and_retention_of_both_sites() {
-    let set = policy_set("Asia/Makassar", vec![pd("DINKES", "Asia/Makassar", "0 22 * * *")]);
+    let set = policy_set(
+        "Asia/Makassar",
+        vec![pd("DINKES", "Asia/Makassar", "0 22 * * *")],
+    );
     let book = book_from("2026-06-01T00:00:00Z");
     // Sunday 14 June 2026, 05:00 WITA: verify (03:00) and retention (04:00) are past.
     let found = due(&set, &book, at("2026-06-13T21:00:00Z"));
@@ -219,14 +255,33 @@ fn verification_and_retention_of_both_sites() {
     assert_eq!(
         keys,
         [
-            TaskKey::Verify { pd: pd(), site: Site::OnSite },
-            TaskKey::Verify { pd: pd(), site: Site::Dr },
-            TaskKey::Retention { pd: pd(), site: Site::OnSite },
-            TaskKey::Retention { pd: pd(), site: Site::Dr },
+            TaskKey::Verify {
+                pd: pd(),
+                site: Site::OnSite
+            },
+            TaskKey::Verify {
+                pd: pd(),
+                site: Site::Dr
+            },
+            TaskKey::Retention {
+                pd: pd(),
+                site: Site::OnSite
+            },
+            TaskKey::Retention {
+                pd: pd(),
+                site: Site::Dr
+            },
         ]
     );
-    let verify = found.iter().find(|d| matches!(d.key, TaskKey::Verify { .. })).unwrap();
-    assert_eq!(verify.slot, at("2026-06-13T19:00:00Z"), "03:00 WITA on Sunday");
+    let verify = found
+        .iter()
+        .find(|d| matches!(d.key, TaskKey::Verify { .. }))
+        .unwrap();
+    assert_eq!(
+        verify.slot,
+        at("2026-06-13T19:00:00Z"),
+        "03:00 WITA on Sunday"
+    );
 }
 
 #[test]
@@ -266,9 +321,13 @@ fn next_wakeup_for_a_waiting_replication_is_the_window_opening() {
 #[test]
 fn run_book_survives_json() {
     let mut book = book_from("2026-06-01T00:00:00Z");
-    book.last_slot.insert(backup_key("A"), at("2026-06-02T00:00:00Z"));
+    book.last_slot
+        .insert(backup_key("A"), at("2026-06-02T00:00:00Z"));
     book.last_slot.insert(
-        TaskKey::Verify { pd: "A".into(), site: Site::Dr },
+        TaskKey::Verify {
+            pd: "A".into(),
+            site: Site::Dr,
+        },
         at("2026-06-03T00:00:00Z"),
     );
     book.record_backup_success("A", at("2026-06-02T01:00:00Z"));

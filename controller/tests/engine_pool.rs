@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cadang_controller::engine::{
-    Clock, JobError, JobRunner, ManualClock, PoolConfig, Report, SiteJob, SiteJobKind,
-    SiteJobPool, SiteJobResult, SiteOutcome, SubmitError,
+    Clock, JobError, JobRunner, ManualClock, PoolConfig, Report, SiteJob, SiteJobKind, SiteJobPool,
+    SiteJobResult, SiteOutcome, SubmitError,
 };
 use cadang_policies::model::Site;
 use engine_common::*;
@@ -94,8 +94,18 @@ impl JobRunner for Scripted {
             *n += 1;
             *n
         };
-        let script = self.scripts.lock().unwrap().get(&job.id).copied().unwrap_or(Script::Gate);
-        let ok = || Report { problems: false, message: "done".into(), detail: serde_json::json!({}) };
+        let script = self
+            .scripts
+            .lock()
+            .unwrap()
+            .get(&job.id)
+            .copied()
+            .unwrap_or(Script::Gate);
+        let ok = || Report {
+            problems: false,
+            message: "done".into(),
+            detail: serde_json::json!({}),
+        };
         match script {
             Script::Gate => {
                 self.gate.acquire().await.unwrap().forget();
@@ -103,12 +113,16 @@ impl JobRunner for Scripted {
             }
             Script::Hang => std::future::pending().await,
             Script::Panic => panic!("scripted panic"),
-            Script::FailTransient(n) if attempt <= n => {
-                Err(JobError::Transient("store at /nowhere cannot be used".into()))
-            }
+            Script::FailTransient(n) if attempt <= n => Err(JobError::Transient(
+                "store at /nowhere cannot be used".into(),
+            )),
             Script::FailTransient(_) => Ok(ok()),
             Script::Permanent => Err(JobError::Permanent("wrong repository".into())),
-            Script::Problems => Ok(Report { problems: true, message: "damage".into(), detail: serde_json::json!({}) }),
+            Script::Problems => Ok(Report {
+                problems: true,
+                message: "damage".into(),
+                detail: serde_json::json!({}),
+            }),
         }
     }
 
@@ -143,7 +157,11 @@ fn config(workers: usize, per_store: usize) -> PoolConfig {
 fn start(
     cfg: PoolConfig,
     runner: Arc<Scripted>,
-) -> (SiteJobPool, mpsc::UnboundedReceiver<SiteJobResult>, Arc<ManualClock>) {
+) -> (
+    SiteJobPool,
+    mpsc::UnboundedReceiver<SiteJobResult>,
+    Arc<ManualClock>,
+) {
     let clock = Arc::new(ManualClock::new(at("2026-06-10T00:00:00Z")));
     let (pool, rx) = SiteJobPool::start_with(cfg, clock.clone(), runner);
     (pool, rx, clock)
@@ -165,17 +183,25 @@ async fn per_store_limit_holds() {
     let runner = Scripted::new();
     let (pool, mut rx, _clock) = start(config(8, 2), runner.clone());
     for i in 0..6 {
-        pool.submit(verify(&format!("a{i}"), &format!("PD{i}"), "a")).unwrap();
+        pool.submit(verify(&format!("a{i}"), &format!("PD{i}"), "a"))
+            .unwrap();
     }
     pool.submit(verify("b0", "PD0", "b")).unwrap();
-    until("2 on store a and 1 on b run", || runner.inside.load(Ordering::SeqCst) == 3).await;
+    until("2 on store a and 1 on b run", || {
+        runner.inside.load(Ordering::SeqCst) == 3
+    })
+    .await;
     assert_eq!(pool.running(), 3);
     assert_eq!(pool.queued(), 4);
     runner.gate.add_permits(7);
     for _ in 0..7 {
         assert_eq!(rx.recv().await.unwrap().outcome, SiteOutcome::Succeeded);
     }
-    assert_eq!(runner.max_at_once("a"), 2, "never more than per_store on one store");
+    assert_eq!(
+        runner.max_at_once("a"),
+        2,
+        "never more than per_store on one store"
+    );
     assert_eq!(runner.max_at_once("b"), 1);
     assert_eq!((pool.running(), pool.queued()), (0, 0));
 }
@@ -185,7 +211,8 @@ async fn workers_bound_all_stores_together() {
     let runner = Scripted::new();
     let (pool, mut rx, _clock) = start(config(2, 5), runner.clone());
     for i in 0..5 {
-        pool.submit(verify(&format!("j{i}"), "PD", &format!("s{i}"))).unwrap();
+        pool.submit(verify(&format!("j{i}"), "PD", &format!("s{i}")))
+            .unwrap();
     }
     until("two run", || runner.inside.load(Ordering::SeqCst) == 2).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -201,7 +228,10 @@ async fn duplicates_are_busy_until_the_first_finishes() {
     let runner = Scripted::new();
     let (pool, mut rx, _clock) = start(config(4, 4), runner.clone());
     pool.submit(verify("v1", "DINKES", "onsite")).unwrap();
-    assert_eq!(pool.submit(verify("v2", "DINKES", "onsite")), Err(SubmitError::Busy));
+    assert_eq!(
+        pool.submit(verify("v2", "DINKES", "onsite")),
+        Err(SubmitError::Busy)
+    );
     // Another PD, another store, or another kind is not a duplicate.
     pool.submit(verify("v3", "DISDIK", "onsite")).unwrap();
     pool.submit(verify("v4", "DINKES", "dr")).unwrap();
@@ -211,7 +241,10 @@ async fn duplicates_are_busy_until_the_first_finishes() {
         kind: SiteJobKind::Retention {
             store: target("onsite", std::path::Path::new("/unused")),
             site: Site::OnSite,
-            keep: cadang_policies::retention::KeepPolicy { last: 1, ..Default::default() },
+            keep: cadang_policies::retention::KeepPolicy {
+                last: 1,
+                ..Default::default()
+            },
         },
     };
     pool.submit(retention).unwrap();
@@ -254,7 +287,11 @@ async fn a_job_past_its_timeout_is_cancelled_as_timed_out() {
     let r = rx.recv().await.unwrap();
     assert_eq!(r.outcome, SiteOutcome::TimedOut);
     assert_eq!(r.finished - r.started, chrono::Duration::hours(1));
-    assert_eq!(runner.inside.load(Ordering::SeqCst), 0, "the attempt was dropped");
+    assert_eq!(
+        runner.inside.load(Ordering::SeqCst),
+        0,
+        "the attempt was dropped"
+    );
     assert_eq!(*runner.cancelled.lock().unwrap(), ["slow"], "cleanup ran");
 }
 
@@ -275,7 +312,11 @@ async fn transient_failures_retry_with_capped_backoff_on_the_clock() {
         assert_eq!(pool.queued(), 1, "waiting to retry counts as queued");
         clock.advance(chrono::Duration::seconds(full / 2 - 1));
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(runner.attempts.lock().unwrap()["flaky"], attempt, "not before half the backoff");
+        assert_eq!(
+            runner.attempts.lock().unwrap()["flaky"],
+            attempt,
+            "not before half the backoff"
+        );
         clock.advance(chrono::Duration::seconds(full / 2 + 1));
     }
     let r = rx.recv().await.unwrap();
@@ -304,11 +345,21 @@ async fn giving_up_after_max_attempts_and_no_retry_for_problems_or_permanent_err
     assert_eq!(results["damaged"].attempt, 1);
     assert_eq!(results["wrong"].outcome, SiteOutcome::Failed);
     assert_eq!(results["wrong"].attempt, 1);
-    until("the retry waits", || clock.sleepers() == 1 && pool.running() == 0).await;
+    until("the retry waits", || {
+        clock.sleepers() == 1 && pool.running() == 0
+    })
+    .await;
     clock.advance(chrono::Duration::minutes(10));
     let r = rx.recv().await.unwrap();
-    assert_eq!((r.job.id.as_str(), r.outcome, r.attempt), ("down", SiteOutcome::Failed, 2));
-    assert!(r.message.contains("gave up after 2 attempt"), "{}", r.message);
+    assert_eq!(
+        (r.job.id.as_str(), r.outcome, r.attempt),
+        ("down", SiteOutcome::Failed, 2)
+    );
+    assert!(
+        r.message.contains("gave up after 2 attempt"),
+        "{}",
+        r.message
+    );
     assert_eq!(runner.attempts.lock().unwrap()["down"], 2);
 }
 
@@ -328,5 +379,9 @@ async fn shutdown_cancels_running_and_queued_jobs() {
     assert_eq!(outcomes["running"], SiteOutcome::Cancelled);
     assert_eq!(outcomes["queued"], SiteOutcome::Cancelled);
     assert_eq!(*runner.cancelled.lock().unwrap(), ["running"]);
-    assert_eq!(runner.attempts.lock().unwrap().get("queued"), None, "never started");
+    assert_eq!(
+        runner.attempts.lock().unwrap().get("queued"),
+        None,
+        "never started"
+    );
 }

@@ -299,3 +299,19 @@ pub fn status_of<T: std::fmt::Debug>(r: cadang_controller::Result<T>) -> u16 {
         other => panic!("expected an API error, got {other:?}"),
     }
 }
+
+/// A client with an enrolled agent's certificate, for (a restarted) `c`.
+pub fn agent_client(c: &Controller, resp: &EnrollResponse, keys: &AgentKeys) -> ApiClient {
+    ApiClient::new(&c.url, &c.ca_pem, Some((&resp.client_cert_pem, &keys.key_pem)), None).unwrap()
+}
+
+/// Polls as an agent holding the current policy, waiting up to `wait` s.
+pub async fn poll_jobs(agent: &ApiClient, version: &str, wait: u32) -> cadang_proto::agent::PollResponse {
+    let req = cadang_proto::agent::PollRequest {
+        proto: cadang_proto::PROTO_VERSION,
+        policy_version: version.into(),
+        running: vec![],
+        wait_seconds: wait,
+    };
+    agent.post(cadang_proto::paths::POLL, &req).await.unwrap()
+}

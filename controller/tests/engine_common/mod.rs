@@ -93,7 +93,10 @@ pub fn policy_set(zone: &str, pds: Vec<PdPolicy>) -> PolicySet {
             zone: zone.to_string(),
             stores,
         },
-        pds: pds.into_iter().map(|p| (p.code.clone(), p)).collect::<BTreeMap<_, _>>(),
+        pds: pds
+            .into_iter()
+            .map(|p| (p.code.clone(), p))
+            .collect::<BTreeMap<_, _>>(),
         fingerprint: "test".into(),
     }
 }
@@ -228,7 +231,9 @@ impl TestRepo {
         let mut out = Vec::new();
         let mut dirs = vec![self.path.join(folder)];
         while let Some(d) = dirs.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else { continue };
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
             for e in entries.flatten() {
                 let p = e.path();
                 if p.is_dir() {
