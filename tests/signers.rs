@@ -288,3 +288,29 @@ fn old_credential_files_still_parse() {
         text(&out)
     );
 }
+
+/// A key enrolled before certification (or by a plain `register_agent`)
+/// becomes valid once the custodian certifies it with `repo add-agent
+/// --public-key`.
+#[test]
+fn custodian_certifies_an_existing_key() {
+    let t = TestRepo::new();
+    let src = source(&t);
+    let (creds, key) = add_signer(&t, "srv-lama", Rogue::Uncertified);
+    let snap = backup_with(&t, &creds, &src);
+    assert_eq!(restore(&t, &snap, &[]).status.code(), Some(1));
+    ok(&[
+        "repo",
+        "add-agent",
+        "--repo",
+        s(&t.repo),
+        "--agent-name",
+        "srv-lama",
+        "--public-key",
+        &key,
+    ]);
+    let out = restore(&t, &snap, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (out, _) = check_json(&t, &["--credentials", s(&t.creds)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

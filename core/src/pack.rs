@@ -368,9 +368,7 @@ pub fn read_blob<'b, R: Read + Seek>(
     entry: &BlobEntry,
     buf: &'b mut Vec<u8>,
 ) -> Result<&'b [u8]> {
-    stream
-        .seek(SeekFrom::Start(entry.offset))
-        .map_err(|e| Error::Corrupt(format!("pack stream: {e}")))?;
+    seek_to(stream, entry)?;
     buf.clear();
     read_at_most(stream, entry, buf)?;
     Ok(buf)
@@ -382,6 +380,25 @@ const PREALLOC: u64 = MAX_DATA_BLOB as u64;
 
 /// Reads exactly `entry.length` bytes, failing cleanly when the stream ends
 /// sooner (the entry lies beyond its pack).
+/// No pack's plaintext comes near this (packs are sealed at a `u32` size);
+/// an entry beyond it is refused before age's seek arithmetic sees it.
+const MAX_PLAINTEXT: u64 = 1 << 40;
+
+/// Seeks a pack stream to a blob, refusing offsets no pack can have.
+fn seek_to<R: Seek>(stream: &mut R, entry: &BlobEntry) -> Result<()> {
+    let end = entry.offset.checked_add(entry.length as u64);
+    if end.is_none_or(|e| e > MAX_PLAINTEXT) {
+        return Err(Error::Corrupt(format!(
+            "blob {} claims offset {}, beyond any pack",
+            entry.id, entry.offset
+        )));
+    }
+    stream
+        .seek(SeekFrom::Start(entry.offset))
+        .map_err(|e| Error::Corrupt(format!("pack stream: {e}")))?;
+    Ok(())
+}
+
 fn read_at_most<R: Read>(stream: &mut R, entry: &BlobEntry, buf: &mut Vec<u8>) -> Result<()> {
     let want = entry.length as u64;
     buf.reserve(want.min(PREALLOC) as usize);
@@ -407,8 +424,7 @@ pub fn decrypt_blob_range(
     entry: &BlobEntry,
 ) -> Result<Vec<u8>> {
     let mut r = identity.decrypt_reader(std::io::Cursor::new(age_part))?;
-    r.seek(SeekFrom::Start(entry.offset))
-        .map_err(|e| Error::Corrupt(format!("pack stream: {e}")))?;
+    seek_to(&mut r, entry)?;
     let mut buf = Vec::new();
     read_at_most(&mut r, entry, &mut buf)?;
     Ok(buf)

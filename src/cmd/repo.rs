@@ -6,7 +6,7 @@ use crate::store::open_store;
 use anyhow::{Context, Result};
 use cadang_core::certify::Certifier;
 use cadang_core::config::ChunkerParams;
-use cadang_core::keys::{AgentKey, Credentials};
+use cadang_core::keys::{AgentKey, AgentPublicKey, Credentials};
 use cadang_core::Repository;
 use clap::Args;
 
@@ -118,19 +118,42 @@ pub struct AddAgentArgs {
     #[arg(long)]
     agent_name: String,
     /// Where to write its credential file.
-    #[arg(long, value_name = "FILE")]
-    agent_credentials: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "public_key",
+        conflicts_with = "public_key"
+    )]
+    agent_credentials: Option<PathBuf>,
+    /// Instead of creating a new agent, certify this existing agent public key (64 hex digits,
+    /// from `keys/agent-*.json`), e.g. one enrolled before signers were certified. Confirm the
+    /// key with the agent's operator first: a key certified here may sign snapshots.
+    #[arg(long, value_name = "HEX")]
+    public_key: Option<String>,
 }
 
 pub async fn add_agent(a: AddAgentArgs) -> Result<u8> {
     let repo = ui::open_repo(&a.repo.repo).await?;
     let identity = ui::identity(&repo, a.key.identity.as_deref()).await?;
+    let custodian = Certifier::custodian(&identity);
+    let Some(credentials_path) = &a.agent_credentials else {
+        let hex = a.public_key.as_deref().unwrap_or_default();
+        let key = AgentPublicKey::from_hex(hex.trim())?;
+        repo.register_agent_certified(&a.agent_name, &key, &custodian)
+            .await?;
+        println!(
+            "certified agent key {} as {} with the custodian key {}",
+            key.to_hex(),
+            a.agent_name,
+            custodian.public_hex()
+        );
+        return Ok(ui::EXIT_OK);
+    };
     let secret = repo
         .secret(&identity)
         .await
         .context("recovering the repository secret")?;
     let key = AgentKey::generate();
-    let custodian = Certifier::custodian(&identity);
     let creds = Credentials {
         format: Credentials::FORMAT.into(),
         version: 1,
@@ -142,7 +165,7 @@ pub async fn add_agent(a: AddAgentArgs) -> Result<u8> {
         agent_signing_key: key.to_hex(),
         custodian_key: Some(custodian.public_hex()),
     };
-    ui::write_private(&a.agent_credentials, &creds.to_json())?;
+    ui::write_private(credentials_path, &creds.to_json())?;
     // Certified by the custodian key derived from the identity just
     // unlocked: only the Wali Data can add a signer.
     repo.register_agent_certified(&a.agent_name, &key.public(), &custodian)
