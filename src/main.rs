@@ -53,6 +53,19 @@ enum Command {
     /// Enroll this server with a controller, or run the agent daemon.
     #[command(subcommand)]
     Agent(cmd::agent::AgentCommand),
+    /// Set up or run the controller; enrollment tokens, revocation, rebuild.
+    #[command(subcommand)]
+    Controller(cmd::controller::ControllerCommand),
+    /// Register a PD's repository with the controller (the custodian's step).
+    #[command(subcommand)]
+    Pd(cmd::controller::PdCommand),
+    /// The fleet as the controller sees it (CADANG_CONTROLLER, CADANG_CA, CADANG_TOKEN).
+    #[command(subcommand)]
+    Fleet(cmd::fleet::FleetCommand),
+    /// Jobs and their history, from the controller.
+    Jobs(cmd::fleet::JobsArgs),
+    /// Queue a backup of a host (or one of its sources) now.
+    BackupNow(cmd::fleet::BackupNowArgs),
 }
 
 /// glibc gives each thread that allocates its own heap arena (up to 8 per
@@ -131,6 +144,11 @@ fn main() -> ExitCode {
             Command::Replicate(a) => cmd::replicate::replicate(a).await,
             Command::Repair(a) => cmd::replicate::repair(a).await,
             Command::Agent(c) => cmd::agent::run(c).await,
+            Command::Controller(c) => cmd::controller::run(c).await,
+            Command::Pd(c) => cmd::controller::pd(c).await,
+            Command::Fleet(c) => cmd::fleet::fleet(c).await,
+            Command::Jobs(a) => cmd::fleet::jobs(a).await,
+            Command::BackupNow(a) => cmd::fleet::backup_now(a).await,
         }
     });
     match result {

@@ -1,6 +1,8 @@
 pub mod agent;
 pub mod backup;
+pub mod controller;
 pub mod export;
+pub mod fleet;
 pub mod maint;
 pub mod read;
 pub mod replicate;

@@ -13,8 +13,14 @@ use crate::{KeyArgs, RepoArg};
 
 #[derive(Args)]
 pub struct SnapshotsArgs {
+    /// The store: a directory path, or s3://BUCKET/PREFIX?endpoint=...&region=...
+    #[arg(long = "repo", value_name = "STORE", required_unless_present = "pd")]
+    repo: Option<String>,
+    /// List a PD's snapshots from the controller's catalogue instead (CADANG_TOKEN).
+    #[arg(long, value_name = "CODE", conflicts_with = "repo")]
+    pd: Option<String>,
     #[command(flatten)]
-    repo: RepoArg,
+    conn: crate::cmd::fleet::ConnArgs,
     /// Agent credentials, to show host names and tags.
     #[arg(long, value_name = "FILE")]
     credentials: Option<PathBuf>,
@@ -29,7 +35,10 @@ pub struct SnapshotsArgs {
 }
 
 pub async fn snapshots(a: SnapshotsArgs) -> Result<u8> {
-    let repo = ui::open_repo(&a.repo.repo).await?;
+    if let Some(pd) = &a.pd {
+        return crate::cmd::fleet::snapshots_for_pd(&a.conn, pd, a.json).await;
+    }
+    let repo = ui::open_repo(a.repo.as_deref().unwrap_or_default()).await?;
     let secret = match &a.credentials {
         Some(p) => {
             let c = ui::credentials(p)?;
