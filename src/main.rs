@@ -66,6 +66,9 @@ enum Command {
     Jobs(cmd::fleet::JobsArgs),
     /// Queue a backup of a host (or one of its sources) now.
     BackupNow(cmd::fleet::BackupNowArgs),
+    /// Check policy files, or show when a PD's jobs next run.
+    #[command(subcommand)]
+    Policy(cmd::policy::PolicyCommand),
 }
 
 /// glibc gives each thread that allocates its own heap arena (up to 8 per
@@ -149,6 +152,7 @@ fn main() -> ExitCode {
             Command::Fleet(c) => cmd::fleet::fleet(c).await,
             Command::Jobs(a) => cmd::fleet::jobs(a).await,
             Command::BackupNow(a) => cmd::fleet::backup_now(a).await,
+            Command::Policy(c) => cmd::policy::run(c).await,
         }
     });
     match result {

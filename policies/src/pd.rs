@@ -64,7 +64,7 @@ pub(crate) struct RawSource {
 }
 
 pub(crate) fn parse(cx: &mut Ctx, root: &DeTable, root_span: Range<usize>, env: &Env) -> PdFile {
-    let t = Table::new(root, root_span, cx.file.name.clone());
+    let t = Table::new(root, root_span, "this PD file");
     let allowed: Vec<&str> = IDENTITY_KEYS
         .iter()
         .chain(SETTINGS_KEYS.iter())

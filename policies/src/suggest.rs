@@ -2,15 +2,25 @@
 
 /// The candidate closest to `word` by edit distance, if it is close enough
 /// to be a typo rather than a different word: at most a third of the
-/// word's length (and at least one edit) away. Ties go to the first
+/// word's length (and at least one edit) away, or sharing its first five
+/// letters (Indonesian spellings of English keys, `verifikasi` for
+/// `verification`, differ in their endings). Ties go to the first
 /// candidate, so callers list the likelier ones first.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let word_lower = word.to_lowercase();
     let limit = (word.chars().count() / 3).max(1);
+    let same_stem = |c: &str| {
+        let shared = word_lower
+            .chars()
+            .zip(c.chars())
+            .take_while(|(a, b)| a == b)
+            .count();
+        shared >= 5
+    };
     candidates
         .into_iter()
         .map(|c| (levenshtein(&word_lower, &c.to_lowercase()), c))
-        .filter(|(d, _)| *d <= limit)
+        .filter(|(d, c)| *d <= limit || same_stem(&c.to_lowercase()))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
@@ -57,6 +67,14 @@ mod tests {
         assert_eq!(closest("retension", keys), Some("retention"));
         assert_eq!(closest("RPO", keys), Some("rpo"));
         assert_eq!(closest("bandwidth", keys), None);
+        assert_eq!(
+            closest("verifikasi", ["schedule", "verification"]),
+            Some("verification")
+        );
+        assert_eq!(
+            closest("replikasi", ["replication", "retention"]),
+            Some("replication")
+        );
         assert_eq!(
             did_you_mean("kependudukn", ["kesehatan", "kependudukan"]).as_deref(),
             Some("did you mean `kependudukan`?")

@@ -4,6 +4,7 @@ pub mod controller;
 pub mod export;
 pub mod fleet;
 pub mod maint;
+pub mod policy;
 pub mod read;
 pub mod replicate;
 pub mod repo;

@@ -97,7 +97,7 @@ fn every_error_is_reported_in_one_run_with_its_location() {
             "pd/a.toml",
             4,
             15,
-            "bad `schedule` in pd/a.toml: schedule `0 25 * * *`: hour field",
+            "bad `schedule` in this PD file: schedule `0 25 * * *`: hour field",
         ),
         ("pd/a.toml", 5, 1, "unknown key `retension`"),
         (
