@@ -150,6 +150,8 @@ mod tests {
     async fn past_instants_return_at_once() {
         let clock = ManualClock::new(at("2026-01-01T00:00:00Z"));
         clock.sleep_until(at("2025-12-31T00:00:00Z")).await;
-        SystemClock.sleep_until(Utc::now() - Duration::seconds(1)).await;
+        SystemClock
+            .sleep_until(Utc::now() - Duration::seconds(1))
+            .await;
     }
 }

@@ -232,7 +232,10 @@ fn tasks(policies: &PolicySet) -> Vec<Task<'_>> {
             out.push(Task::Cron(retention, &pd.retention_schedule));
         }
         if let Some(drill) = &pd.drill {
-            out.push(Task::Cron(TaskKey::Drill { pd: code.clone() }, &drill.schedule));
+            out.push(Task::Cron(
+                TaskKey::Drill { pd: code.clone() },
+                &drill.schedule,
+            ));
         }
         out.push(Task::Replication(pd));
     }
@@ -363,7 +366,11 @@ fn newest_slot(
 }
 
 /// The newest slot in `(from, now]`, walking forward from `from`.
-fn newest_in(schedule: &Schedule, from: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+fn newest_in(
+    schedule: &Schedule,
+    from: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     const BATCH: usize = 64;
     let mut cursor = from;
     let mut newest = None;
@@ -415,7 +422,10 @@ fn pending_replication(pd: &PdPolicy, book: &RunBook) -> Option<(DateTime<Utc>, 
     let key = TaskKey::Replicate {
         pd: pd.code.clone(),
     };
-    let replicated_since = book.last_replication.get(&pd.code).is_some_and(|r| *r >= backup);
+    let replicated_since = book
+        .last_replication
+        .get(&pd.code)
+        .is_some_and(|r| *r >= backup);
     let dispatched = book.last_slot.get(&key).is_some_and(|s| *s >= backup);
     if replicated_since || dispatched {
         return None;

@@ -311,11 +311,9 @@ fn backoff(config: &PoolConfig, job_id: &str, attempt: u32) -> chrono::Duration 
         0
     } else {
         let seed = format!("{job_id}/{attempt}");
-        seed.bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-            })
-            % (half + 1)
+        seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        }) % (half + 1)
     };
     chrono::Duration::milliseconds((half + spread) as i64)
 }
@@ -341,9 +339,11 @@ async fn acquire_slots(shared: &Arc<Shared>, job: &SiteJob) -> Option<Slots> {
     // waiting for a busy repository holds no worker.
     let writer = match job.kind.stores().first() {
         Some(store) if writes(job) => {
-            let m = keyed(&shared.writers, &format!("{}\u{0}{}", job.pd, store.name), || {
-                Arc::new(AsyncMutex::new(()))
-            });
+            let m = keyed(
+                &shared.writers,
+                &format!("{}\u{0}{}", job.pd, store.name),
+                || Arc::new(AsyncMutex::new(())),
+            );
             Some(cancellable(&shared.cancel, m.lock_owned()).await?)
         }
         _ => None,
@@ -354,8 +354,14 @@ async fn acquire_slots(shared: &Arc<Shared>, job: &SiteJob) -> Option<Slots> {
     let mut stores = Vec::with_capacity(names.len());
     for name in names {
         let per_store = shared.config.per_store.max(1);
-        let sem = keyed(&shared.per_store, name, || Arc::new(Semaphore::new(per_store)));
-        stores.push(cancellable(&shared.cancel, sem.acquire_owned()).await?.ok()?);
+        let sem = keyed(&shared.per_store, name, || {
+            Arc::new(Semaphore::new(per_store))
+        });
+        stores.push(
+            cancellable(&shared.cancel, sem.acquire_owned())
+                .await?
+                .ok()?,
+        );
     }
     let worker = cancellable(&shared.cancel, shared.workers.clone().acquire_owned())
         .await?
@@ -372,7 +378,10 @@ fn writes(job: &SiteJob) -> bool {
 }
 
 fn keyed<T: Clone>(map: &Mutex<HashMap<String, T>>, key: &str, make: impl FnOnce() -> T) -> T {
-    lock(map).entry(key.to_string()).or_insert_with(make).clone()
+    lock(map)
+        .entry(key.to_string())
+        .or_insert_with(make)
+        .clone()
 }
 
 /// Moves a chain from queued to running while an attempt runs.

@@ -231,12 +231,14 @@ impl CoreRunner {
             retain_until,
             deadline,
         };
-        let r = replicate::replicate(source, target, &opts).await.map_err(|e| {
-            JobError::from_core(
-                &format!("replicating PD {pd} from {} to {}", from.name, to.name),
-                e,
-            )
-        })?;
+        let r = replicate::replicate(source, target, &opts)
+            .await
+            .map_err(|e| {
+                JobError::from_core(
+                    &format!("replicating PD {pd} from {} to {}", from.name, to.name),
+                    e,
+                )
+            })?;
         let bytes = r.packs.bytes + r.index.bytes + r.snapshots.bytes + r.keys.bytes;
         let mut message = format!(
             "replicated PD {pd} from {} to {}: {} packs ({bytes} bytes in all), {} snapshots; lag before the run {} s",
@@ -248,7 +250,10 @@ impl CoreRunner {
                 r.left
             ));
         } else if r.left > 0 {
-            message.push_str(&format!("; {} files are still missing at the target", r.left));
+            message.push_str(&format!(
+                "; {} files are still missing at the target",
+                r.left
+            ));
         }
         if !r.corrupt_at_source.is_empty() {
             message.push_str(&format!(
@@ -388,7 +393,15 @@ impl CoreRunner {
         } else {
             None
         };
-        Ok(retention_report(pd, store, keep, &decisions, &forgot, pruned.as_ref(), &damaged))
+        Ok(retention_report(
+            pd,
+            store,
+            keep,
+            &decisions,
+            &forgot,
+            pruned.as_ref(),
+            &damaged,
+        ))
     }
 
     async fn repair(
@@ -401,7 +414,10 @@ impl CoreRunner {
         let other = self.open(from, pd)?;
         let r = repair::repair(target, other).await.map_err(|e| {
             JobError::from_core(
-                &format!("repairing PD {pd} in store {} from {}", store.name, from.name),
+                &format!(
+                    "repairing PD {pd} in store {} from {}",
+                    store.name, from.name
+                ),
                 e,
             )
         })?;
