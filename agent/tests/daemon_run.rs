@@ -143,6 +143,10 @@ async fn with_the_controller_down_the_slot_runs_unattended_and_is_reported_exact
     let clock = Arc::new(ManualClock::new(t("2026-12-02T17:00:00Z")));
     s.fc.with(|st| st.down = true);
     let agent = fake::spawn(&s.config, clock.clone());
+    // The agent's first start fixes the time before which it never runs a
+    // slot itself; let it happen before the clock moves.
+    let ledger = s.config.paths().ledger();
+    fake::eventually(30, "the agent started", || ledger.exists()).await;
     // Due, but within the grace the controller has to dispatch it.
     clock.set(slot + chrono::Duration::seconds(60));
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -196,9 +200,29 @@ async fn with_the_controller_down_the_slot_runs_unattended_and_is_reported_exact
         )
     });
     assert_eq!(fake::snapshot_count(&s.backend).await, 1);
-    // With the controller reachable, the next slot is left for it to dispatch.
-    clock.set(slot + chrono::Duration::days(1) + chrono::Duration::seconds(300));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // With the controller reachable, a slot is left for it to dispatch.
+    // (A new policy: every ten minutes, and the dump once a year.)
+    s.fc.with(|st| {
+        st.policy.version = "v2".into();
+        st.policy.sources[0].schedule = "*/10 * * * *".into();
+        st.policy.sources[1].schedule = "0 3 1 1 *".into();
+    });
+    let policy_file = s.config.paths().policy();
+    fake::eventually(30, "the new policy is stored", || {
+        std::fs::read_to_string(&policy_file)
+            .unwrap()
+            .contains("*/10 * * * *")
+    })
+    .await;
+    for at in [590, 605, 750] {
+        clock.set(slot + chrono::Duration::seconds(at));
+        let polls = s.fc.with(|st| st.polls_with_cert);
+        fake::eventually(30, "polls go on", || {
+            s.fc.with(|st| st.polls_with_cert) >= polls + 2
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(fake::snapshot_count(&s.backend).await, 1);
     agent.stop().await.unwrap();
 }

@@ -517,6 +517,7 @@ async fn scheduler(d: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) -> Resul
             let since = lock(&d.ledger).since();
             let last_contact = *lock(&d.last_contact);
             for due in finder.due(&policy, since, now) {
+                tracing::trace!(source = %due.source, slot = due.slot, %now, ?last_contact, "slot due");
                 let key = cadang_proto::agent::slot_key(&d.config.host, &due.source, due.slot);
                 if lock(&d.ledger).slot_known(&due.source, due.slot)
                     || lock(&d.accepted).contains(&key)

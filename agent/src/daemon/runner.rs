@@ -115,7 +115,9 @@ pub async fn run_backup(
         agent: creds.agent_name.clone(),
         tags: spec.tags.clone(),
         excludes: spec.excludes.clone(),
-        cache_dir: Some(env.cache_dir.clone()),
+        // One cache per source: sled allows one user per directory, and
+        // two sources back up at the same time.
+        cache_dir: Some(env.cache_dir.join(cache_name(&spec.name))),
         workers: env.workers,
     };
     let job = backup(repo, creds, source, opts, progress.clone());
@@ -198,6 +200,22 @@ async fn open(env: &BackupEnv) -> Result<(Arc<StopGuard>, Arc<Repository>, Crede
         .await
         .map_err(|e| format!("cannot open the repository at {}: {e}", env.store.url))?;
     Ok((guard, Arc::new(repo), creds))
+}
+
+/// A directory name for a source's cache (source names are free text).
+fn cache_name(source: &str) -> String {
+    let safe: String = source
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let tag = blake3::hash(source.as_bytes()).to_hex();
+    format!("{safe}-{}", &tag[..8])
 }
 
 fn failed(message: String) -> Ended {
