@@ -476,7 +476,8 @@ fn decompress_bounded(stored: &[u8], entry: &BlobEntry) -> Result<Vec<u8>> {
         |e: std::io::Error| Error::Corrupt(format!("blob {} does not decompress: {e}", entry.id));
     let want = entry.raw_length as u64;
     let mut out = Vec::with_capacity(want.min(PREALLOC) as usize);
-    zstd::stream::read::Decoder::new(stored)
+    // A slice is already a BufRead: no extra buffer, no copy of the input.
+    zstd::stream::read::Decoder::with_buffer(stored)
         .map_err(fail)?
         .take(want + 1)
         .read_to_end(&mut out)
