@@ -7,8 +7,7 @@
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
-    SerialNumber,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
@@ -63,7 +62,10 @@ pub fn create_ca(regency: &str) -> Result<CertAndKey> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, format!("cadang controller CA {regency}"));
+    dn.push(
+        DnType::CommonName,
+        format!("cadang controller CA {regency}"),
+    );
     dn.push(DnType::OrganizationName, "cadang");
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -103,10 +105,7 @@ impl Ca {
         let mut dn = DistinguishedName::new();
         dn.push(
             DnType::CommonName,
-            names
-                .first()
-                .cloned()
-                .unwrap_or_else(|| "cadang".into()),
+            names.first().cloned().unwrap_or_else(|| "cadang".into()),
         );
         params.distinguished_name = dn;
         params.is_ca = IsCa::ExplicitNoCa;

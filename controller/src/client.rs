@@ -25,16 +25,28 @@ pub struct ApiClient {
 
 impl std::fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiClient").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("ApiClient")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
 impl ApiClient {
     /// `url` is `https://HOST[:PORT]`; plain HTTP is refused.
-    pub fn new(url: &str, ca_pem: &str, identity: Option<(&str, &str)>, token: Option<String>) -> Result<ApiClient> {
-        let rest = url.trim_end_matches('/').strip_prefix("https://").ok_or_else(|| {
-            Error::Invalid(format!("controller URL {url:?} must start with https:// (the API is HTTPS only)"))
-        })?;
+    pub fn new(
+        url: &str,
+        ca_pem: &str,
+        identity: Option<(&str, &str)>,
+        token: Option<String>,
+    ) -> Result<ApiClient> {
+        let rest = url
+            .trim_end_matches('/')
+            .strip_prefix("https://")
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "controller URL {url:?} must start with https:// (the API is HTTPS only)"
+                ))
+            })?;
         let authority = rest.split('/').next().unwrap_or_default();
         let (host, port) = match authority.rsplit_once(':') {
             Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
@@ -58,12 +70,21 @@ impl ApiClient {
     }
 
     /// Sends a request and returns the status and body, whatever the status.
-    pub async fn raw(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<(u16, Vec<u8>)> {
-        let connect_err = |m: String| Error::Connect { url: self.url.clone(), message: m };
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Vec<u8>)> {
+        let connect_err = |m: String| Error::Connect {
+            url: self.url.clone(),
+            message: m,
+        };
         let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|e| connect_err(e.to_string()))?;
-        let name = ServerName::try_from(self.host.clone()).map_err(|e| connect_err(e.to_string()))?;
+        let name =
+            ServerName::try_from(self.host.clone()).map_err(|e| connect_err(e.to_string()))?;
         let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
             .connect(name, tcp)
             .await
@@ -85,7 +106,10 @@ impl ApiClient {
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| Error::Invalid(e.to_string()))?;
-        let resp = sender.send_request(req).await.map_err(|e| connect_err(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| connect_err(e.to_string()))?;
         let status = resp.status().as_u16();
         let bytes = resp
             .into_body()
@@ -98,7 +122,12 @@ impl ApiClient {
 
     /// A JSON request; a non-2xx answer becomes [`Error::Api`] with the
     /// controller's message.
-    pub async fn call<T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<&(impl Serialize + ?Sized)>) -> Result<T> {
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> Result<T> {
         let body = body
             .map(serde_json::to_vec)
             .transpose()
@@ -122,7 +151,11 @@ impl ApiClient {
         self.call(path_method::GET, path, None::<&()>).await
     }
 
-    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &(impl Serialize + ?Sized)) -> Result<T> {
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &(impl Serialize + ?Sized),
+    ) -> Result<T> {
         self.call(path_method::POST, path, Some(body)).await
     }
 }

@@ -88,7 +88,11 @@ pub async fn run_with(
     let pool = Arc::new(pool);
     let stop = app.stopping.subscribe();
     let collector = tokio::spawn(crate::dispatch::collect_results(app.clone(), results));
-    let dispatcher = tokio::spawn(crate::dispatch::run(app.clone(), pool.clone(), stop.clone()));
+    let dispatcher = tokio::spawn(crate::dispatch::run(
+        app.clone(),
+        pool.clone(),
+        stop.clone(),
+    ));
     let flusher = tokio::spawn(flush_seen_every(app.clone(), stop.clone()));
     if options.sighup {
         tokio::spawn(reload_on_sighup(app.clone(), stop.clone()));
@@ -242,7 +246,12 @@ async fn flush_seen_every(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, router: Router, mut stop: watch::Receiver<bool>) {
+async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
+) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let mut conns = JoinSet::new();
     loop {
@@ -265,7 +274,12 @@ async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, router: Ro
 
 /// One TLS connection. Plain HTTP, a failed handshake or a certificate from
 /// another CA ends here, before any route runs.
-async fn connection(acceptor: tokio_rustls::TlsAcceptor, tcp: TcpStream, router: Router, mut stop: watch::Receiver<bool>) {
+async fn connection(
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: TcpStream,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
+) {
     let _ = tcp.set_nodelay(true);
     let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,

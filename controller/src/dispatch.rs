@@ -37,7 +37,11 @@ pub fn outcome_name(o: SiteOutcome) -> &'static str {
 }
 
 /// Runs until `stop` turns true.
-pub async fn run(app: Arc<App>, pool: Arc<SiteJobPool>, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(
+    app: Arc<App>,
+    pool: Arc<SiteJobPool>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         if *stop.borrow() {
             return;
@@ -46,7 +50,11 @@ pub async fn run(app: Arc<App>, pool: Arc<SiteJobPool>, mut stop: tokio::sync::w
         let wake = match app.policies() {
             Some(set) => match round(&app, &pool, &set, now).await {
                 Ok(()) => {
-                    let book = app.runbook.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    let book = app
+                        .runbook
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone();
                     engine::next_wakeup(&set, &book, now)
                 }
                 Err(e) => {
@@ -65,8 +73,17 @@ pub async fn run(app: Arc<App>, pool: Arc<SiteJobPool>, mut stop: tokio::sync::w
 }
 
 /// One pass: everything due now, dispatched and remembered atomically.
-pub async fn round(app: &Arc<App>, pool: &SiteJobPool, set: &PolicySet, now: DateTime<Utc>) -> Result<()> {
-    let mut book = app.runbook.lock().unwrap_or_else(|p| p.into_inner()).clone();
+pub async fn round(
+    app: &Arc<App>,
+    pool: &SiteJobPool,
+    set: &PolicySet,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut book = app
+        .runbook
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     book.ensure_started(now);
     let dues = engine::due(set, &book, now);
     if dues.is_empty() {
@@ -86,7 +103,9 @@ pub async fn round(app: &Arc<App>, pool: &SiteJobPool, set: &PolicySet, now: Dat
         match &due.key {
             TaskKey::Backup { host, source, .. } => match by_host.get(host) {
                 Some(agent) => backups.push((agent.clone(), source.clone(), due.slot)),
-                None => tracing::warn!(%host, %source, "backup due but no agent is enrolled for the host"),
+                None => {
+                    tracing::warn!(%host, %source, "backup due but no agent is enrolled for the host")
+                }
             },
             TaskKey::Drill { pd } => tracing::debug!(%pd, "drills are run by the drills feature"),
             key => {
@@ -106,7 +125,10 @@ pub async fn round(app: &Arc<App>, pool: &SiteJobPool, set: &PolicySet, now: Dat
         .write_blocking(move |txn| {
             let mut created = Vec::new();
             for (agent, source, slot) in backups {
-                if let Some(j) = jobs::create(txn, jobs::backup_job(&agent, &source, Some(slot.timestamp()), now))? {
+                if let Some(j) = jobs::create(
+                    txn,
+                    jobs::backup_job(&agent, &source, Some(slot.timestamp()), now),
+                )? {
                     created.push(j);
                 }
             }
@@ -129,7 +151,12 @@ pub async fn round(app: &Arc<App>, pool: &SiteJobPool, set: &PolicySet, now: Dat
     submit_site_jobs(app, pool, site_records, now).await
 }
 
-async fn submit_site_jobs(app: &Arc<App>, pool: &SiteJobPool, records: Vec<(JobRecord, SiteJob)>, now: DateTime<Utc>) -> Result<()> {
+async fn submit_site_jobs(
+    app: &Arc<App>,
+    pool: &SiteJobPool,
+    records: Vec<(JobRecord, SiteJob)>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let mut refused = Vec::new();
     for (rec, mut job) in records {
         job.id = rec.id.clone();
@@ -152,7 +179,9 @@ async fn submit_site_jobs(app: &Arc<App>, pool: &SiteJobPool, records: Vec<(JobR
 
 fn site_record(job: &SiteJob, key: &TaskKey, now: DateTime<Utc>) -> JobRecord {
     let site = match key {
-        TaskKey::Verify { site, .. } | TaskKey::Retention { site, .. } => Some(site_name(*site).to_string()),
+        TaskKey::Verify { site, .. } | TaskKey::Retention { site, .. } => {
+            Some(site_name(*site).to_string())
+        }
         _ => None,
     };
     JobRecord {
@@ -175,7 +204,12 @@ fn site_record(job: &SiteJob, key: &TaskKey, now: DateTime<Utc>) -> JobRecord {
         snapshot: None,
         stats: None,
         detail: serde_json::Value::Null,
-        active_key: Some(format!("site/{}/{}/{}", job.kind.name(), job.pd, site.unwrap_or_default())),
+        active_key: Some(format!(
+            "site/{}/{}/{}",
+            job.kind.name(),
+            job.pd,
+            site.unwrap_or_default()
+        )),
     }
 }
 
@@ -210,7 +244,7 @@ fn site_job(app: &App, set: &PolicySet, key: &TaskKey, now: DateTime<Utc>) -> Op
         TaskKey::Retention { site, .. } => SiteJobKind::Retention {
             store: store_of(*site)?,
             site: *site,
-            keep: policy.retention.clone(),
+            keep: policy.retention,
         },
         _ => return None,
     };
@@ -264,7 +298,13 @@ pub fn close_orphaned_site_jobs(app: &App, now: DateTime<Utc>) -> Result<()> {
     }
     app.state.write(|txn| {
         for mut j in orphans {
-            jobs::finish(txn, &mut j, "interrupted", "the controller stopped while this job ran; it runs again at its next slot", now)?;
+            jobs::finish(
+                txn,
+                &mut j,
+                "interrupted",
+                "the controller stopped while this job ran; it runs again at its next slot",
+                now,
+            )?;
         }
         Ok(())
     })

@@ -11,8 +11,8 @@ use cadang_core::certify::Certifier;
 use cadang_core::keys::AgentPublicKey;
 use cadang_policies::model::{PolicySet, SourceKind as PolicySourceKind};
 use cadang_proto::agent::{
-    AgentPolicy, AgentRole, EnrollRequest, EnrollResponse, RepositoryGrant, SourceKind,
-    SourceSpec, StoreAccess,
+    AgentPolicy, AgentRole, EnrollRequest, EnrollResponse, RepositoryGrant, SourceKind, SourceSpec,
+    StoreAccess,
 };
 use cadang_proto::EnrollmentToken;
 use chrono::{DateTime, Duration, Utc};
@@ -37,7 +37,9 @@ pub fn issue_token(
     check_name("host", host)?;
     check_name("PD", pd)?;
     if ttl <= Duration::zero() || ttl > Duration::days(30) {
-        return Err(Error::Invalid("--ttl must be between 1 second and 30 days".into()));
+        return Err(Error::Invalid(
+            "--ttl must be between 1 second and 30 days".into(),
+        ));
     }
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).expect("the OS random source is available");
@@ -64,7 +66,8 @@ pub fn issue_token(
 fn check_name(what: &str, s: &str) -> Result<(), Error> {
     let ok = !s.is_empty()
         && s.len() <= 253
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if ok {
         Ok(())
     } else {
@@ -117,10 +120,17 @@ pub fn agent_policy(set: &PolicySet, pd: &str, host: &str) -> AgentPolicy {
 
 /// The store an agent of `role` in `pd` gets: the on-site store for backup
 /// agents, the DR store for drill runners — never both.
-fn store_access(app: &App, set: &PolicySet, pd: &str, role: AgentRole) -> Result<StoreAccess, ApiErr> {
-    let (onsite, dr) = set
-        .stores_of(pd)
-        .ok_or_else(|| ApiErr::forbidden(format!("PD {pd} has no policy with stores; add its policy file and reload")))?;
+fn store_access(
+    app: &App,
+    set: &PolicySet,
+    pd: &str,
+    role: AgentRole,
+) -> Result<StoreAccess, ApiErr> {
+    let (onsite, dr) = set.stores_of(pd).ok_or_else(|| {
+        ApiErr::forbidden(format!(
+            "PD {pd} has no policy with stores; add its policy file and reload"
+        ))
+    })?;
     let name = match role {
         AgentRole::Backup => &onsite.name,
         AgentRole::DrillRunner => &dr.name,
@@ -142,7 +152,10 @@ fn refuse<E: std::fmt::Display>(e: E) -> ApiErr {
     ApiErr::forbidden(e.to_string())
 }
 
-pub async fn enroll(app: &std::sync::Arc<App>, req: EnrollRequest) -> Result<EnrollResponse, ApiErr> {
+pub async fn enroll(
+    app: &std::sync::Arc<App>,
+    req: EnrollRequest,
+) -> Result<EnrollResponse, ApiErr> {
     let now = app.clock.now();
     // Stage 1: the request itself.
     if req.proto != cadang_proto::PROTO_VERSION {
@@ -156,7 +169,9 @@ pub async fn enroll(app: &std::sync::Arc<App>, req: EnrollRequest) -> Result<Enr
     let signing_key = AgentPublicKey::from_hex(&req.signing_public_key)
         .map_err(|e| ApiErr::bad_request(format!("signing_public_key: {e}")))?;
     if !req.age_recipient.starts_with("age1") {
-        return Err(ApiErr::bad_request("age_recipient must be an age X25519 recipient (age1...)"));
+        return Err(ApiErr::bad_request(
+            "age_recipient must be an age X25519 recipient (age1...)",
+        ));
     }
     // Stage 2: the token, read-only (a refusal changes nothing).
     let token = app
@@ -175,15 +190,21 @@ pub async fn enroll(app: &std::sync::Arc<App>, req: EnrollRequest) -> Result<Enr
             found: req.host,
         }));
     }
-    let pd: PdRecord = app.state.read(|txn| pds::get(txn, &token.pd))?.ok_or_else(|| {
-        ApiErr::forbidden(format!(
-            "PD {} is not registered yet: its Wali Data runs `cadang pd register` first",
-            token.pd
-        ))
+    let pd: PdRecord = app
+        .state
+        .read(|txn| pds::get(txn, &token.pd))?
+        .ok_or_else(|| {
+            ApiErr::forbidden(format!(
+                "PD {} is not registered yet: its Wali Data runs `cadang pd register` first",
+                token.pd
+            ))
+        })?;
+    let set = app.policies().ok_or_else(|| {
+        ApiErr::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "the controller has no valid policy set loaded",
+        )
     })?;
-    let set = app
-        .policies()
-        .ok_or_else(|| ApiErr::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "the controller has no valid policy set loaded"))?;
     let store = store_access(app, &set, &pd.pd, token.role)?;
     let policy = agent_policy(&set, &pd.pd, &req.host);
     // Stage 3: the certificate.
@@ -262,10 +283,12 @@ async fn certify_in_repository(
     let (onsite, _) = set
         .stores_of(&pd.pd)
         .ok_or_else(|| ApiErr::forbidden(format!("PD {} has no stores in its policy", pd.pd)))?;
-    let target = app
-        .config
-        .store_target(&onsite.name)
-        .ok_or_else(|| unavailable(format!("store {} is not configured in controller.toml", onsite.name)))?;
+    let target = app.config.store_target(&onsite.name).ok_or_else(|| {
+        unavailable(format!(
+            "store {} is not configured in controller.toml",
+            onsite.name
+        ))
+    })?;
     let backend = target
         .open_pd(&pd.pd)
         .map_err(|e| unavailable(format!("store {}: {e}", onsite.name)))?;
@@ -284,5 +307,9 @@ async fn certify_in_repository(
     let certifier = Certifier::controller(&app.signing_secret);
     repo.register_agent_certified(host, key, &certifier)
         .await
-        .map_err(|e| unavailable(format!("writing agent {agent_id}'s key to the repository: {e}")))
+        .map_err(|e| {
+            unavailable(format!(
+                "writing agent {agent_id}'s key to the repository: {e}"
+            ))
+        })
 }

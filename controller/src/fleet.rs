@@ -15,12 +15,23 @@ use crate::state::agents::{self, AgentRecord};
 use crate::state::jobs::{self, LastRun};
 use crate::state::pds;
 
+/// How new a source's copy at a site is.
+type NewestAt<'a> = dyn Fn(&(String, String)) -> Option<DateTime<Utc>> + 'a;
+
 pub fn status(app: &App, visible: impl Fn(&str) -> bool) -> Result<FleetStatus> {
     let now = app.clock.now();
     let set = app.policies();
-    let book = app.runbook.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let book = app
+        .runbook
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let (agents, runs, registered) = app.state.read(|txn| {
-        Ok((agents::all(txn)?, jobs::last_runs(txn, None)?, pds::all(txn)?))
+        Ok((
+            agents::all(txn)?,
+            jobs::last_runs(txn, None)?,
+            pds::all(txn)?,
+        ))
     })?;
     let mut codes: Vec<String> = registered.iter().map(|p| p.pd.clone()).collect();
     if let Some(set) = &set {
@@ -34,7 +45,16 @@ pub fn status(app: &App, visible: impl Fn(&str) -> bool) -> Result<FleetStatus> 
         .filter(|pd| visible(pd))
         .map(|pd| {
             let is_registered = registered.iter().any(|r| r.pd == pd);
-            pd_status(app, set.as_deref(), &book, &agents, &runs, &pd, is_registered, now)
+            pd_status(
+                app,
+                set.as_deref(),
+                &book,
+                &agents,
+                &runs,
+                &pd,
+                is_registered,
+                now,
+            )
         })
         .collect();
     Ok(FleetStatus {
@@ -75,9 +95,13 @@ fn pd_status(
         (Some(b), Some(r)) => Some(b.min(r)),
         _ => None,
     };
-    let site = |name: &str, newest: &dyn Fn(&(String, String)) -> Option<DateTime<Utc>>| {
+    let site = |name: &str, newest: &NewestAt| {
         let times: Vec<Option<DateTime<Utc>>> = expected.iter().map(newest).collect();
-        let oldest = times.iter().copied().collect::<Option<Vec<_>>>().and_then(|v| v.into_iter().min());
+        let oldest = times
+            .iter()
+            .copied()
+            .collect::<Option<Vec<_>>>()
+            .and_then(|v| v.into_iter().min());
         SiteStatus {
             site: name.into(),
             lag_seconds: oldest.map(|t| (now - t).num_seconds()),

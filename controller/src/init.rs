@@ -50,7 +50,11 @@ pub fn init(o: &InitOptions) -> Result<InitOutcome> {
     // Stage 1: keys and certificates.
     let ca_files = create_ca(&o.regency)?;
     let ca = Ca::load(&ca_files.cert_pem, &ca_files.key_pem)?;
-    let names = if o.names.is_empty() { default_names() } else { o.names.clone() };
+    let names = if o.names.is_empty() {
+        default_names()
+    } else {
+        o.names.clone()
+    };
     let server = ca.server_cert(&names)?;
     let signing = cadang_core::keys::AgentKey::generate();
     let file = |name: &str| o.dir.join(name);
@@ -58,7 +62,10 @@ pub fn init(o: &InitOptions) -> Result<InitOutcome> {
     write_private(&file("ca.key"), ca_files.key_pem.as_bytes())?;
     write_private(&file("server.pem"), server.cert_pem.as_bytes())?;
     write_private(&file("server.key"), server.key_pem.as_bytes())?;
-    write_private(&file("signing.key"), format!("{}\n", signing.to_hex()).as_bytes())?;
+    write_private(
+        &file("signing.key"),
+        format!("{}\n", signing.to_hex()).as_bytes(),
+    )?;
     // Stage 2: the config (relative paths: the directory can move).
     let config = Config {
         listen: o.listen.clone(),
@@ -86,8 +93,14 @@ pub fn init(o: &InitOptions) -> Result<InitOutcome> {
     };
     let admin_token = state.write(|txn| users::create(txn, &admin))?;
     drop(state);
-    std::fs::set_permissions(o.dir.join("state.redb"), std::fs::Permissions::from_mode(0o600))
-        .map_err(|source| Error::Write { path: o.dir.join("state.redb"), source })?;
+    std::fs::set_permissions(
+        o.dir.join("state.redb"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .map_err(|source| Error::Write {
+        path: o.dir.join("state.redb"),
+        source,
+    })?;
     // The config last: its presence means init completed.
     write_private(&config_path, text.as_bytes())?;
     Ok(InitOutcome {
@@ -108,7 +121,14 @@ const STORES_HELP: &str = "\
 ";
 
 fn create_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.to_path_buf(), source })?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|source| Error::Write { path: dir.to_path_buf(), source })
+    std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|source| {
+        Error::Write {
+            path: dir.to_path_buf(),
+            source,
+        }
+    })
 }

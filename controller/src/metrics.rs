@@ -80,15 +80,51 @@ impl Metrics {
         };
         {
             let mut r = m.registry.lock().unwrap_or_else(|p| p.into_inner());
-            r.register("backup_last_success_timestamp_seconds", "End of the newest successful backup of a source", m.last_success.clone());
-            r.register("backup_last_duration_seconds", "Duration of the newest backup of a source", m.duration.clone());
-            r.register("backup_last_bytes_read", "Bytes read by the newest backup of a source", m.bytes_read.clone());
-            r.register("backup_last_bytes_added", "Bytes added to the store by the newest backup of a source", m.bytes_added.clone());
-            r.register("site_lag_seconds", "Age of the oldest source's newest copy at a site", m.lag.clone());
-            r.register("site_rpo_ok", "1 when every source's newest copy at the site is younger than the PD's RPO", m.rpo_ok.clone());
-            r.register("job_outcomes", "Jobs finished since the controller started, by kind and outcome", m.outcomes.clone());
-            r.register("queue_length", "Jobs waiting or running, by queue", m.queues.clone());
-            r.register("connected_agents", "Agents that polled within the last 90 seconds", m.connected.clone());
+            r.register(
+                "backup_last_success_timestamp_seconds",
+                "End of the newest successful backup of a source",
+                m.last_success.clone(),
+            );
+            r.register(
+                "backup_last_duration_seconds",
+                "Duration of the newest backup of a source",
+                m.duration.clone(),
+            );
+            r.register(
+                "backup_last_bytes_read",
+                "Bytes read by the newest backup of a source",
+                m.bytes_read.clone(),
+            );
+            r.register(
+                "backup_last_bytes_added",
+                "Bytes added to the store by the newest backup of a source",
+                m.bytes_added.clone(),
+            );
+            r.register(
+                "site_lag_seconds",
+                "Age of the oldest source's newest copy at a site",
+                m.lag.clone(),
+            );
+            r.register(
+                "site_rpo_ok",
+                "1 when every source's newest copy at the site is younger than the PD's RPO",
+                m.rpo_ok.clone(),
+            );
+            r.register(
+                "job_outcomes",
+                "Jobs finished since the controller started, by kind and outcome",
+                m.outcomes.clone(),
+            );
+            r.register(
+                "queue_length",
+                "Jobs waiting or running, by queue",
+                m.queues.clone(),
+            );
+            r.register(
+                "connected_agents",
+                "Agents that polled within the last 90 seconds",
+                m.connected.clone(),
+            );
         }
         m
     }
@@ -133,7 +169,9 @@ impl Metrics {
                 source: r.source.clone(),
             };
             if let Some(t) = r.last_success {
-                self.last_success.get_or_create(&l).set(t.timestamp() as f64);
+                self.last_success
+                    .get_or_create(&l)
+                    .set(t.timestamp() as f64);
             }
             if let Some(d) = r.duration_seconds {
                 self.duration.get_or_create(&l).set(d);
@@ -152,12 +190,20 @@ impl Metrics {
                 self.rpo_ok.get_or_create(&l).set(i64::from(s.rpo_ok));
             }
         }
-        let count = |pred: &dyn Fn(&jobs::JobRecord) -> bool| unfinished.iter().filter(|j| pred(j)).count() as i64;
+        let count = |pred: &dyn Fn(&jobs::JobRecord) -> bool| {
+            unfinished.iter().filter(|j| pred(j)).count() as i64
+        };
         let agent_queued = count(&|j| j.agent_id.is_some() && j.state == jobs::JobState::Queued);
         let agent_running = count(&|j| j.agent_id.is_some() && j.state != jobs::JobState::Queued);
         let site = count(&|j| j.agent_id.is_none());
-        for (q, n) in [("agent_queued", agent_queued), ("agent_running", agent_running), ("site", site)] {
-            self.queues.get_or_create(&QueueLabels { queue: q.into() }).set(n);
+        for (q, n) in [
+            ("agent_queued", agent_queued),
+            ("agent_running", agent_running),
+            ("site", site),
+        ] {
+            self.queues
+                .get_or_create(&QueueLabels { queue: q.into() })
+                .set(n);
         }
         self.connected.set(app.connected_count(now) as i64);
         Ok(())

@@ -28,11 +28,15 @@ pub async fn rebuild(config: &Config, state: &State) -> Result<RebuildReport> {
         let secret = RepoSecret::from_json(pd.repo_secret_json.as_bytes())
             .map_err(|e| Error::State(format!("PD {}: repository secret: {e}", pd.pd)))?;
         for name in config.stores.keys() {
-            let Some(target) = config.store_target(name) else { continue };
+            let Some(target) = config.store_target(name) else {
+                continue;
+            };
             let backend = match target.open_pd(&pd.pd) {
                 Ok(b) => b,
                 Err(e) => {
-                    report.problems.push(format!("PD {} in store {name}: {e}", pd.pd));
+                    report
+                        .problems
+                        .push(format!("PD {} in store {name}: {e}", pd.pd));
                     continue;
                 }
             };
@@ -46,12 +50,14 @@ pub async fn rebuild(config: &Config, state: &State) -> Result<RebuildReport> {
                 ));
                 continue;
             }
-            let (list, bad) = repo
-                .snapshots()
-                .await
-                .map_err(|e| Error::Store { store: name.clone(), message: e.to_string() })?;
+            let (list, bad) = repo.snapshots().await.map_err(|e| Error::Store {
+                store: name.clone(),
+                message: e.to_string(),
+            })?;
             for (file, e) in bad {
-                report.problems.push(format!("store {name}, PD {}: snapshot {file}: {e}", pd.pd));
+                report
+                    .problems
+                    .push(format!("store {name}, PD {}: snapshot {file}: {e}", pd.pd));
             }
             report.found.push((pd.pd.clone(), name.clone(), list.len()));
             for s in list {
@@ -61,7 +67,10 @@ pub async fn rebuild(config: &Config, state: &State) -> Result<RebuildReport> {
                     id: s.id.to_hex(),
                     host: meta.as_ref().map(|m| m.host.clone()).unwrap_or_default(),
                     // The agent tags a snapshot with its source's name first.
-                    source: meta.as_ref().and_then(|m| m.tags.first().cloned()).unwrap_or_default(),
+                    source: meta
+                        .as_ref()
+                        .and_then(|m| m.tags.first().cloned())
+                        .unwrap_or_default(),
                     time: s.payload.time.with_timezone(&Utc),
                     files: s.payload.stats.files,
                     bytes_read: s.payload.stats.bytes,

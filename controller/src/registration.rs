@@ -15,9 +15,15 @@ use crate::state::pds::{self, PdRecord};
 pub fn check(req: &RegisterPd) -> std::result::Result<(), String> {
     let pd_ok = !req.pd.is_empty()
         && req.pd.len() <= 64
-        && req.pd.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && req
+            .pd
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !pd_ok {
-        return Err(format!("PD code {:?} must be letters, digits, '-' or '_'", req.pd));
+        return Err(format!(
+            "PD code {:?} must be letters, digits, '-' or '_'",
+            req.pd
+        ));
     }
     req.repo_id
         .parse::<cadang_core::id::Id>()

@@ -7,7 +7,10 @@ use cadang_proto::api::{BackupNowRequest, BackupNowResponse, JobList};
 use common::*;
 
 async fn backups(c: &Controller) -> JobList {
-    c.admin().get(&format!("/api/v1/jobs?kind=backup&pd={PD}")).await.unwrap()
+    c.admin()
+        .get(&format!("/api/v1/jobs?kind=backup&pd={PD}"))
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,7 +30,9 @@ async fn a_due_backup_reaches_the_agent_and_the_state_survives_a_restart() {
     let got = poll_jobs(&agent, &v, 10).await;
     assert_eq!(got.jobs.len(), 1, "{got:?}");
     let slot = at("2026-03-02T18:00:00Z").timestamp();
-    assert!(matches!(&got.jobs[0].kind, JobKind::Backup { source, slot: Some(s) } if source == "files" && *s == slot));
+    assert!(
+        matches!(&got.jobs[0].kind, JobKind::Backup { source, slot: Some(s) } if source == "files" && *s == slot)
+    );
 
     // Two nights down; the restarted controller knows the agent and its job.
     let (tmp, dir, admin, config) = c.stop().await;
@@ -60,10 +65,20 @@ async fn a_run_missed_while_the_controller_was_down_is_dispatched_once() {
     let got = poll_jobs(&agent, &v, 10).await;
     assert_eq!(got.jobs.len(), 1, "{got:?}");
     let newest = at("2026-03-04T18:00:00Z").timestamp();
-    assert!(matches!(&got.jobs[0].kind, JobKind::Backup { slot: Some(s), .. } if *s == newest), "{got:?}");
+    assert!(
+        matches!(&got.jobs[0].kind, JobKind::Backup { slot: Some(s), .. } if *s == newest),
+        "{got:?}"
+    );
     assert_eq!(backups(&c).await.jobs.len(), 1);
     // backup-now while that job runs is refused as busy.
-    let busy: BackupNowResponse = c.admin().post(&format!("/api/v1/hosts/{HOST}/backup-now"), &BackupNowRequest::default()).await.unwrap();
+    let busy: BackupNowResponse = c
+        .admin()
+        .post(
+            &format!("/api/v1/hosts/{HOST}/backup-now"),
+            &BackupNowRequest::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(busy.busy, vec!["files".to_string()]);
     c.stop().await;
 }

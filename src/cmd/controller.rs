@@ -12,7 +12,9 @@ use anyhow::{bail, Context, Result};
 use cadang_controller::client::ApiClient;
 use cadang_controller::config::Config;
 use cadang_controller::proto::agent::AgentRole;
-use cadang_controller::proto::api::{EnrollTokenRequest, EnrollTokenResponse, RegisterPd, RegisterPdResponse, RevokeResponse};
+use cadang_controller::proto::api::{
+    EnrollTokenRequest, EnrollTokenResponse, RegisterPd, RegisterPdResponse, RevokeResponse,
+};
 use cadang_controller::state::{agents, State};
 use cadang_controller::Error as CtlError;
 use clap::{Args, Subcommand, ValueEnum};
@@ -146,7 +148,10 @@ async fn serve(config: &Path) -> Result<u8> {
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
-    let options = cadang_controller::daemon::Options { sighup: true, ..Default::default() };
+    let options = cadang_controller::daemon::Options {
+        sighup: true,
+        ..Default::default()
+    };
     let clock = Arc::new(cadang_controller::engine::SystemClock);
     cadang_controller::daemon::run_with(listener, config, clock, stop_signal(), options).await?;
     Ok(ui::EXIT_OK)
@@ -154,7 +159,10 @@ async fn serve(config: &Path) -> Result<u8> {
 
 async fn stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
         }
@@ -166,7 +174,9 @@ async fn stop_signal() {
 pub fn parse_ttl(s: &str) -> Result<chrono::Duration> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().with_context(|| format!("--ttl {s:?}: expected a number and a unit (30m, 24h, 7d)"))?;
+    let n: i64 = num
+        .parse()
+        .with_context(|| format!("--ttl {s:?}: expected a number and a unit (30m, 24h, 7d)"))?;
     Ok(match unit {
         "s" => chrono::Duration::seconds(n),
         "m" => chrono::Duration::minutes(n),
@@ -185,7 +195,12 @@ fn local_client(config: &Config) -> Result<ApiClient> {
         .context("the controller is running (its state is locked): set CADANG_TOKEN to an admin or operator token to do this through its API")?;
     let port = config.listen.rsplit(':').next().unwrap_or("8443");
     let ca = config.read_file(&config.tls.ca_cert)?;
-    Ok(ApiClient::new(&format!("https://127.0.0.1:{port}"), &ca, None, Some(token))?)
+    Ok(ApiClient::new(
+        &format!("https://127.0.0.1:{port}"),
+        &ca,
+        None,
+        Some(token),
+    )?)
 }
 
 async fn enroll_token(a: EnrollTokenArgs) -> Result<u8> {
@@ -197,22 +212,41 @@ async fn enroll_token(a: EnrollTokenArgs) -> Result<u8> {
     };
     let (token, expires) = match State::open(&config.resolve(&config.state)) {
         Ok(state) => {
-            let ca = cadang_controller::ca::Ca::load(&config.read_file(&config.tls.ca_cert)?, &config.read_file(&config.tls.ca_key)?)?;
-            let (t, e) = cadang_controller::enroll::issue_token(&state, ca.fingerprint, &a.host, &a.pd, role, ttl, chrono::Utc::now())?;
+            let ca = cadang_controller::ca::Ca::load(
+                &config.read_file(&config.tls.ca_cert)?,
+                &config.read_file(&config.tls.ca_key)?,
+            )?;
+            let (t, e) = cadang_controller::enroll::issue_token(
+                &state,
+                ca.fingerprint,
+                &a.host,
+                &a.pd,
+                role,
+                ttl,
+                chrono::Utc::now(),
+            )?;
             (t.to_string(), e)
         }
         Err(CtlError::StateBusy { .. }) => {
             let r: EnrollTokenResponse = local_client(&config)?
                 .post(
                     "/api/v1/enroll-tokens",
-                    &EnrollTokenRequest { host: a.host.clone(), pd: a.pd.clone(), role, ttl_seconds: ttl.num_seconds().max(0) as u64 },
+                    &EnrollTokenRequest {
+                        host: a.host.clone(),
+                        pd: a.pd.clone(),
+                        role,
+                        ttl_seconds: ttl.num_seconds().max(0) as u64,
+                    },
                 )
                 .await?;
             (r.token, r.expires)
         }
         Err(e) => return Err(e.into()),
     };
-    eprintln!("one-time token for host {} (PD {}), valid until {expires}:", a.host, a.pd);
+    eprintln!(
+        "one-time token for host {} (PD {}), valid until {expires}:",
+        a.host, a.pd
+    );
     println!("{token}");
     Ok(ui::EXIT_OK)
 }
@@ -222,15 +256,24 @@ async fn revoke(a: RevokeArgs) -> Result<u8> {
     let revoked = match State::open(&config.resolve(&config.state)) {
         Ok(state) => state.write(|txn| agents::revoke_host(txn, &a.host, chrono::Utc::now()))?,
         Err(CtlError::StateBusy { .. }) => {
-            let r: RevokeResponse = local_client(&config)?.post(&format!("/api/v1/hosts/{}/revoke", a.host), &()).await?;
+            let r: RevokeResponse = local_client(&config)?
+                .post(&format!("/api/v1/hosts/{}/revoke", a.host), &())
+                .await?;
             r.agents
         }
         Err(e) => return Err(e.into()),
     };
     if revoked.is_empty() {
-        bail!("no agent of host {} is enrolled (or it is revoked already)", a.host);
+        bail!(
+            "no agent of host {} is enrolled (or it is revoked already)",
+            a.host
+        );
     }
-    println!("revoked {} ({}); its next request is refused", a.host, revoked.join(", "));
+    println!(
+        "revoked {} ({}); its next request is refused",
+        a.host,
+        revoked.join(", ")
+    );
     Ok(ui::EXIT_OK)
 }
 
@@ -244,7 +287,11 @@ async fn rebuild(config: &Path) -> Result<u8> {
     for p in &report.problems {
         eprintln!("problem: {p}");
     }
-    Ok(if report.problems.is_empty() { ui::EXIT_OK } else { 1 })
+    Ok(if report.problems.is_empty() {
+        ui::EXIT_OK
+    } else {
+        1
+    })
 }
 
 async fn register(a: RegisterArgs) -> Result<u8> {
@@ -255,14 +302,19 @@ async fn register(a: RegisterArgs) -> Result<u8> {
         pd: creds.pd.clone(),
         repo_id: creds.repo_id.to_string(),
         data_recipient: creds.data_recipient.clone(),
-        repo_secret_json: String::from_utf8(creds.repo_secret.to_json()).context("repository secret")?,
+        repo_secret_json: String::from_utf8(creds.repo_secret.to_json())
+            .context("repository secret")?,
     };
     let r: RegisterPdResponse = a.conn.client()?.post("/api/v1/pds", &req).await?;
     println!(
         "PD {} registered with repository {}{}",
         r.pd,
         r.repo_id,
-        if r.new { "" } else { " (it was registered already)" }
+        if r.new {
+            ""
+        } else {
+            " (it was registered already)"
+        }
     );
     Ok(ui::EXIT_OK)
 }

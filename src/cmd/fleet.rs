@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use cadang_controller::client::ApiClient;
-use cadang_controller::proto::api::{BackupNowRequest, BackupNowResponse, FleetStatus, JobList, SnapshotList};
+use cadang_controller::proto::api::{
+    BackupNowRequest, BackupNowResponse, FleetStatus, JobList, SnapshotList,
+};
 use clap::{Args, Subcommand};
 
 use crate::ui;
@@ -24,9 +26,16 @@ pub struct ConnArgs {
 
 impl ConnArgs {
     pub fn client(&self) -> Result<ApiClient> {
-        let url = self.controller.as_deref().context("no controller: pass --controller URL or set CADANG_CONTROLLER")?;
-        let ca_path = self.ca.as_deref().context("no CA: pass --ca FILE or set CADANG_CA (the controller's ca.pem)")?;
-        let ca = std::fs::read_to_string(ca_path).with_context(|| format!("reading {}", ca_path.display()))?;
+        let url = self
+            .controller
+            .as_deref()
+            .context("no controller: pass --controller URL or set CADANG_CONTROLLER")?;
+        let ca_path = self
+            .ca
+            .as_deref()
+            .context("no CA: pass --ca FILE or set CADANG_CA (the controller's ca.pem)")?;
+        let ca = std::fs::read_to_string(ca_path)
+            .with_context(|| format!("reading {}", ca_path.display()))?;
         let token = std::env::var("CADANG_TOKEN")
             .ok()
             .filter(|t| !t.is_empty())
@@ -88,18 +97,49 @@ pub async fn fleet(c: FleetCommand) -> Result<u8> {
         ui::print_json(&status)?;
         return Ok(ui::EXIT_OK);
     }
-    let when = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_else(|| "never".into());
-    let lag = |s: Option<i64>| s.map(|s| format!("{}h{:02}m", s / 3600, (s % 3600) / 60)).unwrap_or_else(|| "-".into());
+    let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_else(|| "never".into())
+    };
+    let lag = |s: Option<i64>| {
+        s.map(|s| format!("{}h{:02}m", s / 3600, (s % 3600) / 60))
+            .unwrap_or_else(|| "-".into())
+    };
     for pd in &status.pds {
         let sites: Vec<String> = pd
             .sites
             .iter()
-            .map(|s| format!("{} {} (lag {})", s.site, if s.rpo_ok { "RPO ok" } else { "RPO MISSED" }, lag(s.lag_seconds)))
+            .map(|s| {
+                format!(
+                    "{} {} (lag {})",
+                    s.site,
+                    if s.rpo_ok { "RPO ok" } else { "RPO MISSED" },
+                    lag(s.lag_seconds)
+                )
+            })
             .collect();
-        println!("{}{}  {}", pd.pd, if pd.registered { "" } else { " (not registered)" }, sites.join(", "));
-        println!("  {:<24} {:<9} {:<20} {:<14} {:<20} {:<10} RPO", "HOST", "STATE", "LAST SEEN", "SOURCE", "LAST SUCCESS", "OUTCOME");
+        println!(
+            "{}{}  {}",
+            pd.pd,
+            if pd.registered {
+                ""
+            } else {
+                " (not registered)"
+            },
+            sites.join(", ")
+        );
+        println!(
+            "  {:<24} {:<9} {:<20} {:<14} {:<20} {:<10} RPO",
+            "HOST", "STATE", "LAST SEEN", "SOURCE", "LAST SUCCESS", "OUTCOME"
+        );
         for a in &pd.agents {
-            let state = if a.revoked { "revoked" } else if a.connected { "connected" } else { "away" };
+            let state = if a.revoked {
+                "revoked"
+            } else if a.connected {
+                "connected"
+            } else {
+                "away"
+            };
             if a.sources.is_empty() {
                 println!("  {:<24} {:<9} {:<20}", a.host, state, when(a.last_seen));
             }
@@ -128,12 +168,19 @@ pub async fn jobs(a: JobsArgs) -> Result<u8> {
     if let Some(k) = &a.kind {
         query.push(format!("kind={k}"));
     }
-    let list: JobList = a.conn.client()?.get(&format!("/api/v1/jobs?{}", query.join("&"))).await?;
+    let list: JobList = a
+        .conn
+        .client()?
+        .get(&format!("/api/v1/jobs?{}", query.join("&")))
+        .await?;
     if a.json {
         ui::print_json(&list)?;
         return Ok(ui::EXIT_OK);
     }
-    println!("{:<14} {:<10} {:<12} {:<28} {:<10} {:<12} {:<17} MESSAGE", "ID", "KIND", "PD", "HOST/SOURCE OR SITE", "STATE", "OUTCOME", "FINISHED (UTC)");
+    println!(
+        "{:<14} {:<10} {:<12} {:<28} {:<10} {:<12} {:<17} MESSAGE",
+        "ID", "KIND", "PD", "HOST/SOURCE OR SITE", "STATE", "OUTCOME", "FINISHED (UTC)"
+    );
     for j in &list.jobs {
         let what = match (&j.host, &j.source, &j.site) {
             (Some(h), Some(s), _) => format!("{h}/{s}"),
@@ -148,7 +195,9 @@ pub async fn jobs(a: JobsArgs) -> Result<u8> {
             what,
             j.state,
             j.outcome.as_deref().unwrap_or("-"),
-            j.finished.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "-".into()),
+            j.finished
+                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_else(|| "-".into()),
             j.message
         );
     }
@@ -159,7 +208,12 @@ pub async fn backup_now(a: BackupNowArgs) -> Result<u8> {
     let r: BackupNowResponse = a
         .conn
         .client()?
-        .post(&format!("/api/v1/hosts/{}/backup-now", a.host), &BackupNowRequest { source: a.source.clone() })
+        .post(
+            &format!("/api/v1/hosts/{}/backup-now", a.host),
+            &BackupNowRequest {
+                source: a.source.clone(),
+            },
+        )
         .await?;
     if a.json {
         ui::print_json(&r)?;
@@ -169,19 +223,28 @@ pub async fn backup_now(a: BackupNowArgs) -> Result<u8> {
         println!("queued job {j} on {}", a.host);
     }
     for s in &r.busy {
-        println!("{}/{s}: a backup is already queued or running; not queued twice", a.host);
+        println!(
+            "{}/{s}: a backup is already queued or running; not queued twice",
+            a.host
+        );
     }
     Ok(ui::EXIT_OK)
 }
 
 /// `cadang snapshots --pd CODE`: the controller's catalogue.
 pub async fn snapshots_for_pd(conn: &ConnArgs, pd: &str, json: bool) -> Result<u8> {
-    let list: SnapshotList = conn.client()?.get(&format!("/api/v1/pds/{pd}/snapshots")).await?;
+    let list: SnapshotList = conn
+        .client()?
+        .get(&format!("/api/v1/pds/{pd}/snapshots"))
+        .await?;
     if json {
         ui::print_json(&list)?;
         return Ok(ui::EXIT_OK);
     }
-    println!("{:<12} {:<25} {:<24} {:<14} {:>8} {:>12}", "ID", "TIME (UTC)", "HOST", "SOURCE", "FILES", "ADDED");
+    println!(
+        "{:<12} {:<25} {:<24} {:<14} {:>8} {:>12}",
+        "ID", "TIME (UTC)", "HOST", "SOURCE", "FILES", "ADDED"
+    );
     for s in &list.snapshots {
         println!(
             "{:<12} {:<25} {:<24} {:<14} {:>8} {:>12}",

@@ -24,7 +24,10 @@ pub const MAX_REPORTS_PER_BATCH: usize = 500;
         (status = 200, description = "Enrolled: client certificate, repository grant, store access, policy", body = EnrollResponse),
         (status = 403, description = "Token unknown, used, expired or for another host; PD not registered", body = ApiError),
     ))]
-pub async fn enroll(State(app): State<Arc<App>>, Json(req): Json<EnrollRequest>) -> ApiResult<EnrollResponse> {
+pub async fn enroll(
+    State(app): State<Arc<App>>,
+    Json(req): Json<EnrollRequest>,
+) -> ApiResult<EnrollResponse> {
     crate::enroll::enroll(&app, req).await.map(Json)
 }
 
@@ -58,7 +61,9 @@ pub async fn poll(
     let now = app.clock.now();
     app.touch(&agent.id, now);
     note_running(&app, &agent, &req).await?;
-    let policy = app.policies().map(|set| crate::enroll::agent_policy(&set, &agent.pd, &agent.host));
+    let policy = app
+        .policies()
+        .map(|set| crate::enroll::agent_policy(&set, &agent.pd, &agent.host));
     let policy = policy.filter(|p| p.version != req.policy_version);
     let notify = app.notifier(&agent.id);
     let mut stopping = app.stopping.subscribe();
@@ -91,8 +96,16 @@ async fn take_jobs(app: &Arc<App>, agent: &AgentRecord) -> Result<Vec<Job>, ApiE
     Ok(queued.iter().filter_map(wire_job).collect())
 }
 
-async fn note_running(app: &Arc<App>, agent: &AgentRecord, req: &PollRequest) -> Result<(), ApiErr> {
-    let ids: Vec<String> = req.running.iter().filter_map(|p| p.job_id.clone()).collect();
+async fn note_running(
+    app: &Arc<App>,
+    agent: &AgentRecord,
+    req: &PollRequest,
+) -> Result<(), ApiErr> {
+    let ids: Vec<String> = req
+        .running
+        .iter()
+        .filter_map(|p| p.job_id.clone())
+        .collect();
     if ids.is_empty() {
         return Ok(());
     }

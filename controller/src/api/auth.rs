@@ -42,20 +42,76 @@ pub const ROLE_NAMES: &[&str] = EVERYONE;
 /// Who may call what. Custodians are further limited to their own PDs by
 /// the handlers (`Role::covers_pd`).
 pub const ROUTES: &[RouteSpec] = &[
-    RouteSpec { method: "POST", path: cadang_proto::paths::ENROLL, access: Access::EnrollToken },
-    RouteSpec { method: "POST", path: cadang_proto::paths::POLL, access: Access::Agent },
-    RouteSpec { method: "POST", path: cadang_proto::paths::REPORTS, access: Access::Agent },
-    RouteSpec { method: "GET", path: "/api/v1/fleet", access: Access::People(EVERYONE) },
-    RouteSpec { method: "GET", path: "/api/v1/jobs", access: Access::People(EVERYONE) },
-    RouteSpec { method: "POST", path: "/api/v1/hosts/{host}/backup-now", access: Access::People(STAFF) },
-    RouteSpec { method: "POST", path: "/api/v1/hosts/{host}/revoke", access: Access::People(STAFF) },
-    RouteSpec { method: "POST", path: "/api/v1/pds", access: Access::People(&["admin", "custodian"]) },
-    RouteSpec { method: "GET", path: "/api/v1/pds/{pd}/snapshots", access: Access::People(EVERYONE) },
-    RouteSpec { method: "POST", path: "/api/v1/policies/reload", access: Access::People(STAFF) },
-    RouteSpec { method: "POST", path: "/api/v1/users", access: Access::People(&["admin"]) },
-    RouteSpec { method: "POST", path: "/api/v1/enroll-tokens", access: Access::People(STAFF) },
-    RouteSpec { method: "GET", path: cadang_proto::paths::OPENAPI, access: Access::People(EVERYONE) },
-    RouteSpec { method: "GET", path: cadang_proto::paths::METRICS, access: Access::People(&["admin", "operator", "auditor"]) },
+    RouteSpec {
+        method: "POST",
+        path: cadang_proto::paths::ENROLL,
+        access: Access::EnrollToken,
+    },
+    RouteSpec {
+        method: "POST",
+        path: cadang_proto::paths::POLL,
+        access: Access::Agent,
+    },
+    RouteSpec {
+        method: "POST",
+        path: cadang_proto::paths::REPORTS,
+        access: Access::Agent,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/api/v1/fleet",
+        access: Access::People(EVERYONE),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/api/v1/jobs",
+        access: Access::People(EVERYONE),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/api/v1/hosts/{host}/backup-now",
+        access: Access::People(STAFF),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/api/v1/hosts/{host}/revoke",
+        access: Access::People(STAFF),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/api/v1/pds",
+        access: Access::People(&["admin", "custodian"]),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/api/v1/pds/{pd}/snapshots",
+        access: Access::People(EVERYONE),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/api/v1/policies/reload",
+        access: Access::People(STAFF),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/api/v1/users",
+        access: Access::People(&["admin"]),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/api/v1/enroll-tokens",
+        access: Access::People(STAFF),
+    },
+    RouteSpec {
+        method: "GET",
+        path: cadang_proto::paths::OPENAPI,
+        access: Access::People(EVERYONE),
+    },
+    RouteSpec {
+        method: "GET",
+        path: cadang_proto::paths::METRICS,
+        access: Access::People(&["admin", "operator", "auditor"]),
+    },
 ];
 
 /// The SHA-256 (hex) of the client certificate the connection presented,
@@ -143,7 +199,11 @@ fn person_caller(app: &App, req: &Request, roles: &[&str]) -> Result<UserRecord,
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
-        .ok_or_else(|| unauthorized("this route needs `Authorization: Bearer <token>` (set CADANG_TOKEN for the CLI)"))?;
+        .ok_or_else(|| {
+            unauthorized(
+                "this route needs `Authorization: Bearer <token>` (set CADANG_TOKEN for the CLI)",
+            )
+        })?;
     let token = header
         .strip_prefix("Bearer ")
         .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;

@@ -91,7 +91,10 @@ impl App {
     pub fn connected_count(&self, now: DateTime<Utc>) -> usize {
         let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         live.values()
-            .filter(|l| l.last_seen.is_some_and(|t| (now - t).num_seconds() < CONNECTED_SECONDS))
+            .filter(|l| {
+                l.last_seen
+                    .is_some_and(|t| (now - t).num_seconds() < CONNECTED_SECONDS)
+            })
             .count()
     }
 

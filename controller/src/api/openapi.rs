@@ -42,5 +42,9 @@ pub fn spec() -> utoipa::openapi::OpenApi {
     responses((status = 200, description = "This document", content_type = "application/json", body = Object)))]
 pub async fn document(State(_app): State<Arc<App>>) -> Response {
     let text = spec().to_pretty_json().unwrap_or_default();
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], text).into_response()
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        text,
+    )
+        .into_response()
 }

@@ -24,15 +24,23 @@ fn covers(user: &UserRecord, pd: &str) -> Result<(), ApiErr> {
     if user.role.covers_pd(pd) {
         Ok(())
     } else {
-        Err(ApiErr::forbidden(format!("{} is not the custodian of PD {pd}", user.name)))
+        Err(ApiErr::forbidden(format!(
+            "{} is not the custodian of PD {pd}",
+            user.name
+        )))
     }
 }
 
 #[utoipa::path(get, path = "/api/v1/fleet", tag = "people", security(("bearer" = [])),
     responses((status = 200, body = FleetStatus), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
-pub async fn fleet(State(app): State<Arc<App>>, Extension(caller): Extension<Caller>) -> ApiResult<FleetStatus> {
+pub async fn fleet(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<FleetStatus> {
     let user = caller.person()?.clone();
-    Ok(Json(crate::fleet::status(&app, |pd| user.role.covers_pd(pd))?))
+    Ok(Json(crate::fleet::status(&app, |pd| {
+        user.role.covers_pd(pd)
+    })?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -139,7 +147,10 @@ pub async fn backup_now(
 #[utoipa::path(post, path = "/api/v1/hosts/{host}/revoke", tag = "people", security(("bearer" = [])),
     params(("host" = String, Path, description = "The PD server's host name")),
     responses((status = 200, body = RevokeResponse), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
-pub async fn revoke(State(app): State<Arc<App>>, Path(host): Path<String>) -> ApiResult<RevokeResponse> {
+pub async fn revoke(
+    State(app): State<Arc<App>>,
+    Path(host): Path<String>,
+) -> ApiResult<RevokeResponse> {
     let now = app.clock.now();
     let h = host.clone();
     let revoked = app
@@ -147,12 +158,17 @@ pub async fn revoke(State(app): State<Arc<App>>, Path(host): Path<String>) -> Ap
         .write_blocking(move |txn| agents::revoke_host(txn, &h, now))
         .await?;
     if revoked.is_empty() {
-        return Err(ApiErr::not_found(format!("no agent of host {host} is enrolled (or it is revoked already)")));
+        return Err(ApiErr::not_found(format!(
+            "no agent of host {host} is enrolled (or it is revoked already)"
+        )));
     }
     for id in &revoked {
         app.notifier(id).notify_one();
     }
-    Ok(Json(RevokeResponse { host, agents: revoked }))
+    Ok(Json(RevokeResponse {
+        host,
+        agents: revoked,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/pds/{pd}/snapshots", tag = "people", security(("bearer" = [])),
@@ -198,7 +214,9 @@ pub async fn register_pd(
         .state
         .write_blocking(move |txn| crate::registration::register(txn, &req, &user.name, now))
         .await?;
-    result.map(Json).map_err(|m| ApiErr::new(StatusCode::CONFLICT, m))
+    result
+        .map(Json)
+        .map_err(|m| ApiErr::new(StatusCode::CONFLICT, m))
 }
 
 #[utoipa::path(post, path = "/api/v1/policies/reload", tag = "people", security(("bearer" = [])),
@@ -214,7 +232,10 @@ pub async fn reload(State(app): State<Arc<App>>) -> ApiResult<ReloadResponse> {
     request_body = CreateUser,
     responses((status = 200, description = "The user and its API token (shown once)", body = CreateUserResponse),
         (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
-pub async fn create_user(State(app): State<Arc<App>>, Json(req): Json<CreateUser>) -> ApiResult<CreateUserResponse> {
+pub async fn create_user(
+    State(app): State<Arc<App>>,
+    Json(req): Json<CreateUser>,
+) -> ApiResult<CreateUserResponse> {
     let rec = UserRecord {
         name: req.name.trim().to_string(),
         nip: req.nip,
@@ -222,7 +243,10 @@ pub async fn create_user(State(app): State<Arc<App>>, Json(req): Json<CreateUser
         created: app.clock.now(),
     };
     let name = rec.name.clone();
-    let token = app.state.write_blocking(move |txn| users::create(txn, &rec)).await?;
+    let token = app
+        .state
+        .write_blocking(move |txn| users::create(txn, &rec))
+        .await?;
     Ok(Json(CreateUserResponse { name, token }))
 }
 
@@ -230,7 +254,10 @@ pub async fn create_user(State(app): State<Arc<App>>, Json(req): Json<CreateUser
     request_body = EnrollTokenRequest,
     responses((status = 200, description = "A one-time token (shown once)", body = EnrollTokenResponse),
         (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
-pub async fn enroll_token(State(app): State<Arc<App>>, Json(req): Json<EnrollTokenRequest>) -> ApiResult<EnrollTokenResponse> {
+pub async fn enroll_token(
+    State(app): State<Arc<App>>,
+    Json(req): Json<EnrollTokenRequest>,
+) -> ApiResult<EnrollTokenResponse> {
     let ttl = chrono::Duration::seconds(req.ttl_seconds.min(i64::MAX as u64) as i64);
     let (token, expires) = crate::enroll::issue_token(
         &app.state,
@@ -253,7 +280,10 @@ pub async fn enroll_token(State(app): State<Arc<App>>, Json(req): Json<EnrollTok
 pub async fn metrics(State(app): State<Arc<App>>) -> Result<Response, ApiErr> {
     let text = app.metrics.render(&app)?;
     Ok((
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         text,
     )
         .into_response())

@@ -174,7 +174,12 @@ pub fn create(txn: &WriteTransaction, mut job: JobRecord) -> Result<Option<JobRe
 }
 
 /// A queued backup of `source` on `agent`.
-pub fn backup_job(agent: &AgentRecord, source: &str, slot: Option<i64>, now: DateTime<Utc>) -> JobRecord {
+pub fn backup_job(
+    agent: &AgentRecord,
+    source: &str,
+    slot: Option<i64>,
+    now: DateTime<Utc>,
+) -> JobRecord {
     JobRecord {
         id: String::new(),
         kind: "backup".into(),
@@ -214,7 +219,12 @@ pub fn queued_for(txn: &ReadTransaction, agent_id: &str) -> Result<Vec<JobRecord
 }
 
 /// Marks jobs delivered to their agent (they leave its queue).
-pub fn mark_delivered(txn: &WriteTransaction, agent_id: &str, ids: &[String], now: DateTime<Utc>) -> Result<()> {
+pub fn mark_delivered(
+    txn: &WriteTransaction,
+    agent_id: &str,
+    ids: &[String],
+    now: DateTime<Utc>,
+) -> Result<()> {
     let mut queue = txn.open_table(QUEUE)?;
     let mut jobs = txn.open_table(JOBS)?;
     for id in ids {
@@ -232,7 +242,12 @@ pub fn mark_delivered(txn: &WriteTransaction, agent_id: &str, ids: &[String], no
 }
 
 /// Marks delivered jobs the agent says it runs as running.
-pub fn mark_running(txn: &WriteTransaction, agent_id: &str, ids: &[String], now: DateTime<Utc>) -> Result<bool> {
+pub fn mark_running(
+    txn: &WriteTransaction,
+    agent_id: &str,
+    ids: &[String],
+    now: DateTime<Utc>,
+) -> Result<bool> {
     let mut jobs = txn.open_table(JOBS)?;
     let mut changed = false;
     for id in ids {
@@ -249,7 +264,13 @@ pub fn mark_running(txn: &WriteTransaction, agent_id: &str, ids: &[String], now:
 }
 
 /// Ends a job: frees its source and records the outcome.
-pub fn finish(txn: &WriteTransaction, job: &mut JobRecord, outcome: &str, message: &str, at: DateTime<Utc>) -> Result<()> {
+pub fn finish(
+    txn: &WriteTransaction,
+    job: &mut JobRecord,
+    outcome: &str,
+    message: &str,
+    at: DateTime<Utc>,
+) -> Result<()> {
     job.state = JobState::Finished;
     job.outcome = Some(outcome.to_string());
     job.message = message.to_string();
@@ -279,7 +300,11 @@ pub struct Applied {
     pub new: Vec<JobReport>,
 }
 
-fn find_job_for_report(txn: &WriteTransaction, agent: &AgentRecord, r: &JobReport) -> Result<Option<JobRecord>> {
+fn find_job_for_report(
+    txn: &WriteTransaction,
+    agent: &AgentRecord,
+    r: &JobReport,
+) -> Result<Option<JobRecord>> {
     let jobs = txn.open_table(JOBS)?;
     if let Some(id) = &r.job_id {
         if let Some(j) = get_json::<JobRecord>(&jobs, id)? {
@@ -291,7 +316,12 @@ fn find_job_for_report(txn: &WriteTransaction, agent: &AgentRecord, r: &JobRepor
     }
     // A scheduled run the agent ran by itself (controller unreachable) may
     // meet the job the controller queued for the same slot.
-    if let ReportKind::Backup { source, slot: Some(slot), .. } = &r.kind {
+    if let ReportKind::Backup {
+        source,
+        slot: Some(slot),
+        ..
+    } = &r.kind
+    {
         let key = slot_key(&agent.host, source, *slot);
         let id = txn
             .open_table(SLOTS)?
@@ -305,7 +335,12 @@ fn find_job_for_report(txn: &WriteTransaction, agent: &AgentRecord, r: &JobRepor
 }
 
 /// Applies a batch of one agent's reports in the caller's transaction.
-pub fn apply_reports(txn: &WriteTransaction, agent: &AgentRecord, reports: &[JobReport], book: &mut RunBook) -> Result<Applied> {
+pub fn apply_reports(
+    txn: &WriteTransaction,
+    agent: &AgentRecord,
+    reports: &[JobReport],
+    book: &mut RunBook,
+) -> Result<Applied> {
     let mut applied = Applied::default();
     for r in reports {
         if r.report_id.is_empty() || r.report_id.len() > 200 {
@@ -325,7 +360,12 @@ pub fn apply_reports(txn: &WriteTransaction, agent: &AgentRecord, reports: &[Job
     Ok(applied)
 }
 
-fn apply_one(txn: &WriteTransaction, agent: &AgentRecord, r: &JobReport, book: &mut RunBook) -> Result<String> {
+fn apply_one(
+    txn: &WriteTransaction,
+    agent: &AgentRecord,
+    r: &JobReport,
+    book: &mut RunBook,
+) -> Result<String> {
     let existing = find_job_for_report(txn, agent, r)?.filter(|j| j.state != JobState::Finished);
     let mut job = match existing {
         Some(j) => j,
@@ -340,7 +380,8 @@ fn apply_one(txn: &WriteTransaction, agent: &AgentRecord, r: &JobReport, book: &
             j.active_key = None;
             j.state = JobState::Running;
             j.attempts = 1;
-            let mut j = create(txn, j)?.ok_or_else(|| Error::State("job without a source slot was refused".into()))?;
+            let mut j = create(txn, j)?
+                .ok_or_else(|| Error::State("job without a source slot was refused".into()))?;
             // Created only to be finished below: it never waits in a queue.
             txn.open_table(QUEUE)?
                 .remove(queue_key(&agent.id, &j.id).as_str())?;
@@ -349,11 +390,17 @@ fn apply_one(txn: &WriteTransaction, agent: &AgentRecord, r: &JobReport, book: &
         }
     };
     job.started.get_or_insert(r.started);
-    if let ReportKind::Backup { snapshot, stats, .. } = &r.kind {
+    if let ReportKind::Backup {
+        snapshot, stats, ..
+    } = &r.kind
+    {
         job.snapshot = snapshot.clone();
         job.stats = Some(stats.clone());
     }
-    if r.outcome == Outcome::Interrupted && job.attempts < MAX_AGENT_ATTEMPTS && job.active_key.is_some() {
+    if r.outcome == Outcome::Interrupted
+        && job.attempts < MAX_AGENT_ATTEMPTS
+        && job.active_key.is_some()
+    {
         // Stopped at a safe point: run it again on the next poll.
         job.state = JobState::Queued;
         job.message = r.message.clone();
@@ -362,9 +409,21 @@ fn apply_one(txn: &WriteTransaction, agent: &AgentRecord, r: &JobReport, book: &
             .insert(queue_key(&agent.id, &job.id).as_str(), &[][..])?;
         put(txn, &job)?;
     } else {
-        finish(txn, &mut job, outcome_name(r.outcome), &r.message, r.finished)?;
+        finish(
+            txn,
+            &mut job,
+            outcome_name(r.outcome),
+            &r.message,
+            r.finished,
+        )?;
     }
-    if let ReportKind::Backup { source, snapshot, stats, .. } = &r.kind {
+    if let ReportKind::Backup {
+        source,
+        snapshot,
+        stats,
+        ..
+    } = &r.kind
+    {
         record_backup(txn, agent, source, r, snapshot.as_deref(), stats, book)?;
     }
     Ok(job.id)
@@ -455,13 +514,18 @@ pub struct JobFilter {
 }
 
 /// Jobs newest first, filtered.
-pub fn list(txn: &ReadTransaction, f: &JobFilter, visible: impl Fn(&str) -> bool) -> Result<Vec<JobRecord>> {
+pub fn list(
+    txn: &ReadTransaction,
+    f: &JobFilter,
+    visible: impl Fn(&str) -> bool,
+) -> Result<Vec<JobRecord>> {
     let table = txn.open_table(JOBS)?;
     let limit = if f.limit == 0 { 500 } else { f.limit };
     let mut out = Vec::new();
     for item in table.iter()?.rev() {
         let (_, v) = item?;
-        let j: JobRecord = serde_json::from_slice(v.value()).map_err(|e| Error::State(e.to_string()))?;
+        let j: JobRecord =
+            serde_json::from_slice(v.value()).map_err(|e| Error::State(e.to_string()))?;
         if (f.failed && !j.failed())
             || f.pd.as_deref().is_some_and(|p| p != j.pd)
             || f.kind.as_deref().is_some_and(|k| k != j.kind)

@@ -75,6 +75,6 @@ pub fn snapshots(txn: &ReadTransaction, pd: &str) -> Result<Vec<SnapshotEntry>> 
         .into_iter()
         .map(|(_, s)| s)
         .collect();
-    v.sort_by(|a, b| b.time.cmp(&a.time));
+    v.sort_by_key(|s| std::cmp::Reverse(s.time));
     Ok(v)
 }

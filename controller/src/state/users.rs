@@ -34,7 +34,9 @@ pub fn new_token() -> String {
 /// civil servants (NIP, 18 digits).
 pub fn check_user(name: &str, nip: Option<&str>, role: &Role) -> Result<()> {
     if name.trim().is_empty() || name.len() > 200 {
-        return Err(Error::Invalid("a user needs a name (1-200 characters)".into()));
+        return Err(Error::Invalid(
+            "a user needs a name (1-200 characters)".into(),
+        ));
     }
     let needs_nip = matches!(role, Role::Operator | Role::Custodian { .. });
     match nip {

@@ -14,7 +14,9 @@ use cadang_controller::daemon::{self, Options};
 use cadang_controller::engine::{pd_repo_url, Clock, ManualClock};
 use cadang_controller::init::{init, InitOptions};
 use cadang_proto::agent::{AgentRole, EnrollRequest, EnrollResponse};
-use cadang_proto::api::{CreateUser, CreateUserResponse, EnrollTokenRequest, EnrollTokenResponse, RegisterPd, Role};
+use cadang_proto::api::{
+    CreateUser, CreateUserResponse, EnrollTokenRequest, EnrollTokenResponse, RegisterPd, Role,
+};
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
@@ -83,8 +85,16 @@ paths = ["/srv/data"]
 pub fn write_policies(dir: &Path, dukcapil_schedule: &str) {
     std::fs::create_dir_all(dir.join("pd")).unwrap();
     std::fs::write(dir.join("regency.toml"), REGENCY).unwrap();
-    std::fs::write(dir.join("pd/dukcapil.toml"), pd_file(PD, HOST, dukcapil_schedule)).unwrap();
-    std::fs::write(dir.join("pd/dinkes.toml"), pd_file(OTHER_PD, OTHER_HOST, "0 2 * * *")).unwrap();
+    std::fs::write(
+        dir.join("pd/dukcapil.toml"),
+        pd_file(PD, HOST, dukcapil_schedule),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pd/dinkes.toml"),
+        pd_file(OTHER_PD, OTHER_HOST, "0 2 * * *"),
+    )
+    .unwrap();
 }
 
 pub struct Controller {
@@ -118,7 +128,13 @@ pub async fn prepare() -> (tempfile::TempDir, PathBuf, String, Config) {
     for (name, sub) in [("pusat-data", "onsite"), ("drc", "dr")] {
         let url = tmp.path().join(sub).display().to_string();
         std::fs::create_dir_all(&url).unwrap();
-        config.stores.insert(name.into(), StoreSettings { url, ..Default::default() });
+        config.stores.insert(
+            name.into(),
+            StoreSettings {
+                url,
+                ..Default::default()
+            },
+        );
     }
     std::fs::write(&out.config_path, config.to_toml()).unwrap();
     write_policies(&dir.join("policies"), "0 1 * * *");
@@ -129,25 +145,41 @@ pub async fn prepare() -> (tempfile::TempDir, PathBuf, String, Config) {
 pub async fn init_repository(config: &Config, pd: &str) -> cadang_core::keys::Credentials {
     let url = pd_repo_url(&config.stores["pusat-data"].url, pd);
     let backend = cadang_s3::open_store(&url, None).unwrap();
-    cadang_core::Repository::init(backend, pd, "wali-data-laptop", "correct horse", Default::default())
-        .await
-        .unwrap()
-        .credentials
+    cadang_core::Repository::init(
+        backend,
+        pd,
+        "wali-data-laptop",
+        "correct horse",
+        Default::default(),
+    )
+    .await
+    .unwrap()
+    .credentials
 }
 
 impl Controller {
     pub async fn start() -> Controller {
         let (tmp, dir, admin_token, config) = prepare().await;
-        let c = Controller::start_in(tmp, dir, admin_token, config, at("2026-03-02T00:00:00Z")).await;
+        let c =
+            Controller::start_in(tmp, dir, admin_token, config, at("2026-03-02T00:00:00Z")).await;
         let creds = init_repository(&c.config, PD).await;
         c.register_pd(&creds).await;
         c
     }
 
-    pub async fn start_in(tmp: tempfile::TempDir, dir: PathBuf, admin_token: String, config: Config, now: DateTime<Utc>) -> Controller {
+    pub async fn start_in(
+        tmp: tempfile::TempDir,
+        dir: PathBuf,
+        admin_token: String,
+        config: Config,
+        now: DateTime<Utc>,
+    ) -> Controller {
         let clock = Arc::new(ManualClock::new(now));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let url = format!(
+            "https://127.0.0.1:{}",
+            listener.local_addr().unwrap().port()
+        );
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = oneshot::channel();
         let options = Options {
@@ -167,7 +199,18 @@ impl Controller {
         ));
         let app = ready_rx.await.expect("the daemon started");
         let ca_pem = std::fs::read_to_string(dir.join("ca.pem")).unwrap();
-        Controller { tmp, dir, config, url, ca_pem, admin_token, clock, app, stop: Some(stop_tx), handle: Some(handle) }
+        Controller {
+            tmp,
+            dir,
+            config,
+            url,
+            ca_pem,
+            admin_token,
+            clock,
+            app,
+            stop: Some(stop_tx),
+            handle: Some(handle),
+        }
     }
 
     /// Stops the daemon; gives back what a restart needs.
@@ -209,7 +252,14 @@ impl Controller {
     pub async fn user(&self, name: &str, role: Role) -> String {
         let r: CreateUserResponse = self
             .admin()
-            .post("/api/v1/users", &CreateUser { name: name.into(), nip: Some(NIP.into()), role })
+            .post(
+                "/api/v1/users",
+                &CreateUser {
+                    name: name.into(),
+                    nip: Some(NIP.into()),
+                    role,
+                },
+            )
             .await
             .unwrap();
         r.token
@@ -220,7 +270,12 @@ impl Controller {
             .admin()
             .post(
                 "/api/v1/enroll-tokens",
-                &EnrollTokenRequest { host: host.into(), pd: pd.into(), role: AgentRole::Backup, ttl_seconds },
+                &EnrollTokenRequest {
+                    host: host.into(),
+                    pd: pd.into(),
+                    role: AgentRole::Backup,
+                    ttl_seconds,
+                },
             )
             .await
             .unwrap();
@@ -237,7 +292,8 @@ impl Controller {
                 let mut used = 0;
                 for item in txn.open_table(cadang_controller::state::TOKENS)?.iter()? {
                     let (_, v) = item?;
-                    let t: cadang_controller::state::tokens::TokenRecord = serde_json::from_slice(v.value()).unwrap();
+                    let t: cadang_controller::state::tokens::TokenRecord =
+                        serde_json::from_slice(v.value()).unwrap();
                     used += usize::from(t.used.is_some());
                 }
                 Ok((agents, used))
@@ -268,13 +324,18 @@ impl AgentKeys {
             host: host.into(),
             key_pem: key.serialize_pem(),
             csr_pem: csr,
-            age_recipient: cadang_core::keys::DataIdentity::generate().recipient().encode(),
+            age_recipient: cadang_core::keys::DataIdentity::generate()
+                .recipient()
+                .encode(),
             signing_public_key: cadang_core::keys::AgentKey::generate().public().to_hex(),
         }
     }
 
     pub fn request(&self, token: &str) -> EnrollRequest {
-        let secret = token.parse::<cadang_proto::EnrollmentToken>().unwrap().secret_text();
+        let secret = token
+            .parse::<cadang_proto::EnrollmentToken>()
+            .unwrap()
+            .secret_text();
         EnrollRequest {
             proto: cadang_proto::PROTO_VERSION,
             token: secret,
@@ -287,9 +348,21 @@ impl AgentKeys {
 }
 
 /// Enrolls `keys` and returns the response and a client with its certificate.
-pub async fn enroll(c: &Controller, keys: &AgentKeys, token: &str) -> cadang_controller::Result<(EnrollResponse, ApiClient)> {
-    let resp: EnrollResponse = c.anonymous().post(cadang_proto::paths::ENROLL, &keys.request(token)).await?;
-    let client = ApiClient::new(&c.url, &c.ca_pem, Some((&resp.client_cert_pem, &keys.key_pem)), None)?;
+pub async fn enroll(
+    c: &Controller,
+    keys: &AgentKeys,
+    token: &str,
+) -> cadang_controller::Result<(EnrollResponse, ApiClient)> {
+    let resp: EnrollResponse = c
+        .anonymous()
+        .post(cadang_proto::paths::ENROLL, &keys.request(token))
+        .await?;
+    let client = ApiClient::new(
+        &c.url,
+        &c.ca_pem,
+        Some((&resp.client_cert_pem, &keys.key_pem)),
+        None,
+    )?;
     Ok((resp, client))
 }
 
@@ -302,11 +375,21 @@ pub fn status_of<T: std::fmt::Debug>(r: cadang_controller::Result<T>) -> u16 {
 
 /// A client with an enrolled agent's certificate, for (a restarted) `c`.
 pub fn agent_client(c: &Controller, resp: &EnrollResponse, keys: &AgentKeys) -> ApiClient {
-    ApiClient::new(&c.url, &c.ca_pem, Some((&resp.client_cert_pem, &keys.key_pem)), None).unwrap()
+    ApiClient::new(
+        &c.url,
+        &c.ca_pem,
+        Some((&resp.client_cert_pem, &keys.key_pem)),
+        None,
+    )
+    .unwrap()
 }
 
 /// Polls as an agent holding the current policy, waiting up to `wait` s.
-pub async fn poll_jobs(agent: &ApiClient, version: &str, wait: u32) -> cadang_proto::agent::PollResponse {
+pub async fn poll_jobs(
+    agent: &ApiClient,
+    version: &str,
+    wait: u32,
+) -> cadang_proto::agent::PollResponse {
     let req = cadang_proto::agent::PollRequest {
         proto: cadang_proto::PROTO_VERSION,
         policy_version: version.into(),
