@@ -76,7 +76,13 @@ pub(crate) fn parse(cx: &mut Ctx, root: &DeTable, root_span: Range<usize>, env: 
         .into_iter()
         .filter_map(|(table, span)| host(cx, Table::new(table, span, "[[hosts]]"), env))
         .collect::<Vec<_>>();
-    if t.value("hosts").is_none() {
+    let listed = t.value("hosts").map(|v| v.get_ref());
+    let no_hosts = match listed {
+        None => true,
+        Some(toml::de::DeValue::Array(items)) => items.is_empty(),
+        Some(_) => false,
+    };
+    if no_hosts {
         cx.error_hint(
             &t.span,
             "this PD has no hosts",

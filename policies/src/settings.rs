@@ -11,9 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::diagnostic::WithHint;
+use crate::drill::{self, DrillSettings};
 use crate::duration::{parse_bandwidth, parse_duration, parse_percent, parse_window};
 use crate::error::PolicyError;
-use crate::model::{DrillCheck, DrillPick, Site, StoreRef, Window};
+use crate::model::{Site, StoreRef, Window};
 use crate::reader::{Ctx, Located, Table};
 use crate::retention::KeepPolicy;
 use crate::schedule::Schedule;
@@ -36,7 +37,6 @@ pub(crate) const SETTINGS_KEYS: [&str; 10] = [
 const RETENTION_KEYS: [&str; 6] = ["last", "hourly", "daily", "weekly", "monthly", "yearly"];
 const REPLICATION_KEYS: [&str; 3] = ["windows", "bandwidth", "delay"];
 const VERIFICATION_KEYS: [&str; 2] = ["schedule", "read_share"];
-const DRILL_KEYS: [&str; 6] = ["enabled", "schedule", "rto", "pick", "runner", "check"];
 
 pub(crate) const CRON_HINT: &str = "write 5 fields in the regency's local time: minute hour day-of-month month day-of-week, e.g. `0 2 * * *` for 02:00 every day";
 
@@ -62,18 +62,6 @@ pub(crate) struct Settings {
     /// a key that was written but is `None` was invalid and has been
     /// reported, so it must not also be reported missing.
     pub written: BTreeSet<String>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub(crate) struct DrillSettings {
-    /// Set when any `[drill]` table was written at this layer.
-    pub present: bool,
-    pub enabled: Option<bool>,
-    pub schedule: Option<Located<Schedule>>,
-    pub rto: Option<Duration>,
-    pub pick: Option<DrillPick>,
-    pub runner: Option<String>,
-    pub check: Option<Located<DrillCheck>>,
 }
 
 /// What the settings parser needs from the regency file.
@@ -112,20 +100,6 @@ impl Settings {
     }
 }
 
-impl DrillSettings {
-    fn over(self, lower: &DrillSettings) -> DrillSettings {
-        DrillSettings {
-            present: self.present || lower.present,
-            enabled: self.enabled.or(lower.enabled),
-            schedule: self.schedule.or_else(|| lower.schedule.clone()),
-            rto: self.rto.or(lower.rto),
-            pick: self.pick.or(lower.pick),
-            runner: self.runner.or_else(|| lower.runner.clone()),
-            check: self.check.or_else(|| lower.check.clone()),
-        }
-    }
-}
-
 /// Reads the settings keys of `t` (its other keys are the caller's).
 pub(crate) fn parse(cx: &mut Ctx, t: &Table, env: &Env) -> Settings {
     let mut s = Settings {
@@ -151,8 +125,8 @@ pub(crate) fn parse(cx: &mut Ctx, t: &Table, env: &Env) -> Settings {
             .string_or_integer(cx, "read_share")
             .and_then(|text| checked(cx, &text, parse_percent));
     }
-    if let Some(d) = sub_table(cx, t, "drill", &DRILL_KEYS) {
-        s.drill = drill(cx, &d, env);
+    if let Some(d) = sub_table(cx, t, "drill", &drill::DRILL_KEYS) {
+        s.drill = drill::parse(cx, &d, env);
     }
     s.written = written_keys(t);
     s
@@ -176,7 +150,7 @@ fn written_keys(t: &Table) -> BTreeSet<String> {
 }
 
 /// A sub-table with its keys checked.
-fn sub_table<'t, 'i>(
+pub(crate) fn sub_table<'t, 'i>(
     cx: &mut Ctx,
     t: &Table<'t, 'i>,
     key: &str,
@@ -215,7 +189,7 @@ fn text_value<T>(
     checked(cx, &text, parse)
 }
 
-fn duration(cx: &mut Ctx, t: &Table, key: &str) -> Option<Duration> {
+pub(crate) fn duration(cx: &mut Ctx, t: &Table, key: &str) -> Option<Duration> {
     text_value(cx, t, key, parse_duration)
 }
 
@@ -348,67 +322,6 @@ fn windows(cx: &mut Ctx, r: &Table) -> Option<Vec<Window>> {
         .map(|w| checked(cx, w, parse_window))
         .collect();
     parsed.into_iter().collect()
-}
-
-fn drill(cx: &mut Ctx, d: &Table, env: &Env) -> DrillSettings {
-    let pick = d.string(cx, "pick").and_then(|p| match p.value.as_str() {
-        "latest" => Some(DrillPick::Latest),
-        "random" => Some(DrillPick::RandomWithinRetention),
-        other => {
-            cx.error_hint(
-                &p.span,
-                format!("unknown drill pick `{other}`"),
-                "use \"latest\" (the newest snapshot) or \"random\" (any snapshot still kept by retention)",
-            );
-            None
-        }
-    });
-    DrillSettings {
-        present: true,
-        enabled: d.boolean(cx, "enabled"),
-        schedule: schedule(cx, d, "schedule", env.zone),
-        rto: duration(cx, d, "rto"),
-        pick,
-        runner: d.string(cx, "runner").map(|r| r.value),
-        check: drill_check(cx, d),
-    }
-}
-
-/// `check = { command = "..." }` or `check = { postgres = { stream, query, min } }`.
-fn drill_check(cx: &mut Ctx, d: &Table) -> Option<Located<DrillCheck>> {
-    let c = sub_table(cx, d, "check", &["command", "postgres"])?;
-    let both_or_neither = c.value("command").is_some() == c.value("postgres").is_some();
-    if both_or_neither {
-        cx.error_hint(
-            &c.span,
-            "[drill.check] needs exactly one of `command` or `postgres`",
-            "e.g. check = { command = \"pg_restore --list {file}\" } or check = { postgres = { stream = \"siak\", query = \"SELECT count(*) FROM penduduk\", min = 1 } }",
-        );
-        return None;
-    }
-    if let Some(command) = c.string(cx, "command") {
-        return Some(Located::new(
-            DrillCheck::Command {
-                command: command.value,
-            },
-            c.span.clone(),
-        ));
-    }
-    let pg = sub_table(cx, &c, "postgres", &["stream", "query", "min"])?;
-    let stream = pg.required_string(cx, "stream", "the dump stream to restore");
-    let query = pg.required_string(cx, "query", "a query returning one number");
-    let min = pg.integer(cx, "min").map_or(1, |m| m.value);
-    let (stream, query) = (stream?, query?);
-    // Located at the stream name: the loader checks it against the PD's
-    // sources.
-    Some(Located::new(
-        DrillCheck::Postgres {
-            stream: stream.value,
-            query: query.value,
-            min,
-        },
-        stream.span,
-    ))
 }
 
 #[cfg(test)]

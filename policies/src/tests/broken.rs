@@ -247,3 +247,34 @@ fn bad_cron_in_a_source_and_missing_parts() {
         diags[0]
     );
 }
+
+#[test]
+fn a_pd_without_hosts_or_sources_is_refused() {
+    let no_hosts = pd("A", "h", "hosts = []");
+    let no_hosts = no_hosts[..no_hosts.find("[[hosts]]").unwrap()].to_string();
+    let diags = load(&[("regency.toml", REGENCY), ("pd/a.toml", &no_hosts)]).unwrap_err();
+    assert_eq!(diags.len(), 1, "{}", render(&diags));
+    assert!(diags[0].message.contains("no hosts"));
+    let no_sources = pd("A", "h", "");
+    let no_sources = no_sources[..no_sources.find("[[hosts.sources]]").unwrap()].to_string();
+    let diags = load(&[("regency.toml", REGENCY), ("pd/a.toml", &no_sources)]).unwrap_err();
+    assert_eq!(diags.len(), 1, "{}", render(&diags));
+    assert_eq!((diags[0].line, diags[0].column), (8, 1));
+    assert!(diags[0].message.contains("no sources"));
+}
+
+#[test]
+fn unreadable_and_missing_files_are_diagnostics_too() {
+    let dir = std::env::temp_dir().join(format!("cadang-policy-missing-{}", std::process::id()));
+    let diags = crate::load_dir(&dir).unwrap_err();
+    assert_eq!(diags.len(), 1);
+    assert!(
+        diags[0].message.contains("cannot read the PD directory"),
+        "{}",
+        diags[0]
+    );
+    let diags = load(&[("pd/a.toml", &pd("A", "h", ""))]).unwrap_err();
+    assert!(diags[0].message.contains("no regency.toml"), "{}", diags[0]);
+    let diags = load(&[("regency.toml", REGENCY)]).unwrap_err();
+    assert!(diags[0].message.contains("no PD files"), "{}", diags[0]);
+}
