@@ -47,10 +47,14 @@ pub fn server_config(ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<Arc<
         .allow_unauthenticated()
         .build()
         .map_err(|e| Error::Tls(e.to_string()))?;
+    // The CA goes with the server certificate: an enrolling agent finds in
+    // the presented chain the CA whose fingerprint its token carries.
+    let mut certs = chain(cert_pem)?;
+    certs.push(first_cert_der(ca_pem)?);
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain(cert_pem)?, key(key_pem)?)?;
+        .with_single_cert(certs, key(key_pem)?)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
