@@ -288,6 +288,16 @@ pub fn create(root: &Path, files: usize, seed: u64) {
         }
     }
     write(&root.join("db/dump_siak.sql"), &dump(&mut rng, files * 400));
+    // A VM disk image: mostly zeros and text; days rewrite blocks of it
+    // with random bytes (as mutate_dataset.py does), so now and then its
+    // sampled middle turns random: ordinary noise in the signals.
+    let mut vm = vec![0u8; files * 1024];
+    for at in (0..vm.len()).step_by(64 * 1024) {
+        let t = text(&mut rng, 8 * 1024);
+        let end = (at + t.len()).min(vm.len());
+        vm[at..end].copy_from_slice(&t[..end - at]);
+    }
+    write(&root.join("vm/srv-aplikasi-01.img"), &vm);
 }
 
 pub fn dump(rng: &mut Rng, bytes: usize) -> Vec<u8> {

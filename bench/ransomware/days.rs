@@ -167,6 +167,18 @@ pub fn apply(root: &Path, seed: u64, day: u64, kind: Day) {
         Day::Ordinary | Day::Weekend => {}
     }
 
+    // The VM image: a few blocks rewritten in place with random bytes.
+    let vm = root.join("vm/srv-aplikasi-01.img");
+    if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&vm) {
+        use std::io::{Seek, SeekFrom, Write};
+        let len = std::fs::metadata(&vm).map_or(0, |m| m.len()) as usize;
+        for _ in 0..4 {
+            let at = rng.below(len.saturating_sub(16 * 1024).max(1)) & !4095;
+            f.seek(SeekFrom::Start(at as u64)).unwrap();
+            f.write_all(&rng.bytes(16 * 1024)).unwrap();
+        }
+    }
+
     // The nightly dump: rows inserted where the first table ends, the file
     // written anew (a fresh dump replaces yesterday's).
     let dump = root.join("db/dump_siak.sql");

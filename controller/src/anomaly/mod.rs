@@ -9,7 +9,7 @@
 //! | rule | fires when |
 //! |---|---|
 //! | entropy transitions | the share of files whose sampled blocks turned random tonight exceeds `max(transition_share, median + k·MAD)` and at least `transition_min_files` files |
-//! | slow encryption | the transitions of the last `window_nights` backups, above the baseline, add up to `window_share` of the files |
+//! | slow encryption | tonight and an unbroken run of earlier nights (within `window_nights`) each had files turn random above the baseline by at least `window_share / window_nights / 2`, and together they add up to `window_share` of the files |
 //! | extension changes | files renamed or replaced under another extension exceed `max(extension_share, median + k·MAD)` and `extension_min_files` |
 //! | known extensions | at least `known_extension_min_files` new names end in a known ransomware extension |
 //! | ransom notes | new ransom-note files in at least `ransom_note_min_dirs` directories |

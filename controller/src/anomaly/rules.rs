@@ -136,13 +136,29 @@ impl<'a> Context<'a> {
         ctx
     }
 
-    /// The earliest night of the window already above the quiet level.
-    fn find_onset(&self) -> Option<String> {
-        let quiet = self.transitions.median + (3.0 * self.transitions.spread).max(0.001);
-        self.window
+    /// A night of the window counts as part of a slow attack when at least
+    /// two files turned random and their share is above the baseline by
+    /// half the window's per-night budget (`window_share / window_nights /
+    /// 2`): one VM image block turning random is noise, not an onset.
+    fn elevated(&self, share: f64, files: u64) -> bool {
+        let budget = self.t.window_share / self.t.window_nights.max(1) as f64 / 2.0;
+        files >= 2 && share > self.transitions.median + (3.0 * self.transitions.spread).max(budget)
+    }
+
+    /// The unbroken run of elevated nights just before tonight, oldest
+    /// first; its first night is where the damage probably began.
+    fn elevated_run(&self) -> &[(&'a str, f64, u64)] {
+        let n = self
+            .window
             .iter()
-            .find(|(_, share, n)| *n > 0 && *share > quiet)
-            .map(|(id, _, _)| id.to_string())
+            .rev()
+            .take_while(|(_, share, files)| self.elevated(*share, *files))
+            .count();
+        &self.window[self.window.len() - n..]
+    }
+
+    fn find_onset(&self) -> Option<String> {
+        self.elevated_run().first().map(|(id, _, _)| id.to_string())
     }
 
     fn reason(
@@ -185,14 +201,17 @@ impl<'a> Context<'a> {
 
     fn slow(&self) -> Option<Reason> {
         let m = self.transitions.median;
-        let earlier: f64 = self.window.iter().map(|(_, s, _)| (s - m).max(0.0)).sum();
-        let excess = earlier + (self.sh.entropy_transitions - m).max(0.0);
-        let files: u64 =
-            self.window.iter().map(|(_, _, n)| n).sum::<u64>() + self.s.entropy_transitions;
+        let run = self.elevated_run();
+        let excess: f64 = run.iter().map(|(_, s, _)| (s - m).max(0.0)).sum::<f64>()
+            + (self.sh.entropy_transitions - m).max(0.0);
+        let files: u64 = run.iter().map(|(_, _, n)| n).sum::<u64>() + self.s.entropy_transitions;
         // A one-night attack is the transitions rule's; this one is for
-        // damage spread over nights that each stayed under its limit.
-        let spread_over_nights = self.onset.is_some();
-        (excess >= self.t.window_share && files >= self.t.window_min_files && spread_over_nights)
+        // damage spread over consecutive nights that each stayed under its
+        // limit.
+        (!run.is_empty()
+            && self.elevated(self.sh.entropy_transitions, self.s.entropy_transitions)
+            && excess >= self.t.window_share
+            && files >= self.t.window_min_files)
             .then(|| {
                 self.reason(
                     ReasonKind::SlowEncryption,

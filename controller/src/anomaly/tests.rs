@@ -224,3 +224,17 @@ fn a_source_that_always_changes_many_files_has_a_higher_limit() {
     h.push(obs(20, s));
     assert!(verdict(&h[..20], &[], &h[20], &t).flagged);
 }
+
+#[test]
+fn one_noisy_file_days_before_an_attack_does_not_move_the_onset() {
+    let mut h = history(20);
+    // A VM image block turned random three nights before: one file.
+    h[17].signals.entropy_transitions = 1;
+    let mut s = ordinary(20);
+    s.entropy_transitions = FILES / 20;
+    h.push(obs(20, s));
+    let v = evaluate(&h, &Thresholds::default());
+    assert!(v[20].flagged);
+    assert_eq!(v[20].onset, None, "{:?}", v[20]);
+    assert_eq!(last_clean(&h, &v).unwrap().snapshot, "snap019");
+}
