@@ -2,6 +2,7 @@
 //! each policy's zone) and how site jobs run (a bounded pool over
 //! `cadang-core`). Knows nothing of HTTP or TLS.
 
+pub mod book;
 pub mod clock;
 pub mod plan;
 pub mod pool;

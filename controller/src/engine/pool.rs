@@ -22,14 +22,19 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
 use serde_json::json;
-use tokio::sync::{mpsc, Mutex as AsyncMutex, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Mutex as AsyncMutex, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+mod attempt;
+mod slots;
+
+use attempt::{run_attempt, AttemptEnd};
+use slots::backoff;
+
 use super::clock::Clock;
-use super::run::{CoreRunner, JobError, JobRunner, Report};
+use super::run::{CoreRunner, JobRunner};
 use super::sitejob::{SiteJob, SiteJobResult, SiteOutcome};
 
 pub struct PoolConfig {
@@ -226,15 +231,6 @@ impl Drop for BusyGuard {
     }
 }
 
-/// How one attempt ended.
-enum AttemptEnd {
-    Done(Report),
-    Error(JobError),
-    Panicked,
-    TimedOut,
-    Cancelled,
-}
-
 async fn run_chain(shared: &Arc<Shared>, job: SiteJob) -> SiteJobResult {
     let clock = shared.clock.clone();
     let mut attempt = 1;
@@ -299,145 +295,10 @@ async fn run_chain(shared: &Arc<Shared>, job: SiteJob) -> SiteJobResult {
     }
 }
 
-/// Capped exponential backoff with a stable jitter in its upper half (two
-/// jobs that failed together do not retry together).
-fn backoff(config: &PoolConfig, job_id: &str, attempt: u32) -> chrono::Duration {
-    let base = config.backoff_base.as_millis() as u64;
-    let cap = config.backoff_cap.as_millis() as u64;
-    let exp = base.saturating_mul(1u64 << (attempt.saturating_sub(1)).min(32));
-    let full = exp.min(cap);
-    let half = full / 2;
-    let spread = if half == 0 {
-        0
-    } else {
-        let seed = format!("{job_id}/{attempt}");
-        seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        }) % (half + 1)
-    };
-    chrono::Duration::milliseconds((half + spread) as i64)
-}
-
 /// `fut`'s output, or `None` if the pool is cancelled first.
 async fn cancellable<F: Future>(cancel: &CancellationToken, fut: F) -> Option<F::Output> {
     tokio::select! {
         out = fut => Some(out),
         _ = cancel.cancelled() => None,
     }
-}
-
-/// Slots an attempt holds while it runs; dropped in reverse order.
-struct Slots {
-    _worker: OwnedSemaphorePermit,
-    _stores: Vec<OwnedSemaphorePermit>,
-    _writer: Option<OwnedMutexGuard<()>>,
-}
-
-async fn acquire_slots(shared: &Arc<Shared>, job: &SiteJob) -> Option<Slots> {
-    // Writer exclusion first, store slots next (in name order, so two jobs
-    // over the same two stores cannot deadlock), a worker last: a job
-    // waiting for a busy repository holds no worker.
-    let writer = match job.kind.stores().first() {
-        Some(store) if writes(job) => {
-            let m = keyed(
-                &shared.writers,
-                &format!("{}\u{0}{}", job.pd, store.name),
-                || Arc::new(AsyncMutex::new(())),
-            );
-            Some(cancellable(&shared.cancel, m.lock_owned()).await?)
-        }
-        _ => None,
-    };
-    let mut names: Vec<&str> = job.kind.stores().iter().map(|s| s.name.as_str()).collect();
-    names.sort_unstable();
-    names.dedup();
-    let mut stores = Vec::with_capacity(names.len());
-    for name in names {
-        let per_store = shared.config.per_store.max(1);
-        let sem = keyed(&shared.per_store, name, || {
-            Arc::new(Semaphore::new(per_store))
-        });
-        stores.push(
-            cancellable(&shared.cancel, sem.acquire_owned())
-                .await?
-                .ok()?,
-        );
-    }
-    let worker = cancellable(&shared.cancel, shared.workers.clone().acquire_owned())
-        .await?
-        .ok()?;
-    Some(Slots {
-        _worker: worker,
-        _stores: stores,
-        _writer: writer,
-    })
-}
-
-fn writes(job: &SiteJob) -> bool {
-    !matches!(job.kind, super::sitejob::SiteJobKind::Verify { .. })
-}
-
-fn keyed<T: Clone>(map: &Mutex<HashMap<String, T>>, key: &str, make: impl FnOnce() -> T) -> T {
-    lock(map)
-        .entry(key.to_string())
-        .or_insert_with(make)
-        .clone()
-}
-
-/// Moves a chain from queued to running while an attempt runs.
-struct Running<'a>(&'a Shared);
-
-impl<'a> Running<'a> {
-    fn new(shared: &'a Shared) -> Self {
-        shared.queued.fetch_sub(1, Ordering::SeqCst);
-        shared.running.fetch_add(1, Ordering::SeqCst);
-        Running(shared)
-    }
-}
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        self.0.running.fetch_sub(1, Ordering::SeqCst);
-        self.0.queued.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-async fn run_attempt(shared: &Arc<Shared>, job: &SiteJob) -> AttemptEnd {
-    let Some(_slots) = acquire_slots(shared, job).await else {
-        return AttemptEnd::Cancelled;
-    };
-    let _running = Running::new(shared);
-    attempt_in_task(shared, job).await
-}
-
-/// Runs the attempt in its own task, so a panic is caught as a result and a
-/// timeout or cancellation can abort it.
-async fn attempt_in_task(shared: &Arc<Shared>, job: &SiteJob) -> AttemptEnd {
-    let deadline: DateTime<Utc> = shared.clock.now()
-        + chrono::Duration::from_std(shared.config.timeout).unwrap_or(chrono::Duration::MAX);
-    let runner = shared.runner.clone();
-    let clock = shared.clock.clone();
-    let task_job = job.clone();
-    let mut task = tokio::spawn(async move { runner.run(&task_job, clock).await });
-    let stopped = tokio::select! {
-        joined = &mut task => {
-            return match joined {
-                Ok(Ok(report)) => AttemptEnd::Done(report),
-                Ok(Err(e)) => AttemptEnd::Error(e),
-                Err(e) if e.is_panic() => {
-                    tracing::error!(job = %job.id, pd = %job.pd, "site job panicked: {e}");
-                    AttemptEnd::Panicked
-                }
-                Err(_) => AttemptEnd::Cancelled,
-            };
-        }
-        _ = shared.clock.sleep_until(deadline) => AttemptEnd::TimedOut,
-        _ = shared.cancel.cancelled() => AttemptEnd::Cancelled,
-    };
-    task.abort();
-    // Wait until the aborted future is dropped, so nothing of it writes
-    // after the lock is removed.
-    let _ = task.await;
-    shared.runner.after_cancel(job).await;
-    stopped
 }
