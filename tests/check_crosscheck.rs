@@ -305,3 +305,26 @@ pub fn commit_tree(repo: &Path, creds: &Path, nodes: Vec<Node>) -> String {
         id.to_hex()
     })
 }
+
+/// Names restore refuses (an escaping name, a name listed twice) make the
+/// deep check fail, naming the snapshot and the directory.
+#[test]
+fn names_restore_refuses_are_named_by_deep_check() {
+    let (t, _, _) = fixture();
+    let dup = |name: &[u8]| Node {
+        target: Some(FileName(b"/etc".to_vec())),
+        ..node(name, NodeKind::Symlink)
+    };
+    let snap = commit_tree(
+        &t.repo,
+        &t.creds,
+        vec![dup(b"../keluar"), dup(b"ganda"), dup(b"ganda")],
+    );
+    let errs = assert_named(&t, &["--deep"], &[&snap[..8], "unsafe name", "../keluar"]);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains(&snap[..8]) && e.contains("twice") && e.contains("ganda")),
+        "{errs:?}"
+    );
+    restore_fails(&t, &snap);
+}
