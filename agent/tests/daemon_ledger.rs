@@ -65,9 +65,9 @@ fn a_slot_done_locally_is_answered_with_its_report_when_dispatched_later() {
     drop(l);
     let mut l = Ledger::open(&path, "srv", now()).unwrap();
     let job = dispatched("j9", Some(100));
-    assert_eq!(l.admit(&job), Admission::Resend(r.clone()));
+    assert_eq!(l.admit(&job), Admission::Resend(Box::new(r.clone())));
     l.alias(&job, &r).unwrap();
-    assert_eq!(l.admit(&job), Admission::Resend(r.clone()));
+    assert_eq!(l.admit(&job), Admission::Resend(Box::new(r.clone())));
     // Another slot of the same source still runs.
     assert_eq!(l.admit(&dispatched("j10", Some(200))), Admission::Run);
     assert!(l.pending().is_empty());

@@ -42,6 +42,15 @@ pub struct RunArgs {
     config: PathBuf,
 }
 
+/// The daemon's progress (started, job received, job ended) is logged at
+/// info; other commands stay quiet unless CADANG_LOG says otherwise. Call
+/// before logging is set up, while the process has one thread.
+pub fn prefer_info_logs(c: &AgentCommand) {
+    if matches!(c, AgentCommand::Run(_)) && std::env::var_os("CADANG_LOG").is_none() {
+        std::env::set_var("CADANG_LOG", "info");
+    }
+}
+
 pub async fn run(c: AgentCommand) -> Result<u8> {
     match c {
         AgentCommand::Enroll(a) => enroll(a).await,

@@ -50,6 +50,8 @@ pub enum DaemonError {
     Keys(String),
     #[error(transparent)]
     Repository(#[from] cadang_core::Error),
+    #[error("the agent stopped unexpectedly: {0}; restart it (systemd does), and report this if it repeats")]
+    Internal(String),
 }
 
 impl DaemonError {

@@ -95,7 +95,7 @@ pub enum Admission {
     /// Run it.
     Run,
     /// Already finished: re-send this report instead of running again.
-    Resend(JobReport),
+    Resend(Box<JobReport>),
     /// Already queued or running under this key.
     Duplicate,
 }
@@ -152,13 +152,13 @@ impl Ledger {
     /// mutex, so a slot finished a moment ago by another job is seen).
     pub fn admit(&self, w: &Work) -> Admission {
         if let Some(d) = self.file.done.get(&w.key) {
-            return Admission::Resend(d.report.clone());
+            return Admission::Resend(Box::new(d.report.clone()));
         }
         if let Some(done_key) = self.slot_key(w).and_then(|k| self.file.slots.get(&k)) {
             if let Some(d) = self.file.done.get(done_key) {
                 // A failed slot dispatched again is the controller's retry.
                 if d.report.outcome != Outcome::Failed {
-                    return Admission::Resend(d.report.clone());
+                    return Admission::Resend(Box::new(d.report.clone()));
                 }
             }
         }

@@ -193,7 +193,7 @@ async fn executor(
             Some(ended) = tasks.join_next() => match ended {
                 Ok(Err(e)) => return Err(e),
                 Ok(Ok(())) => return Ok(()),
-                Err(e) => return Err(DaemonError::Tls(format!("an agent task failed: {e}"))),
+                Err(e) => return Err(DaemonError::Internal(format!("an agent task failed: {e}"))),
             },
         }
     }
@@ -253,7 +253,7 @@ async fn backup_work(
     }
     let admission = lock(&d.ledger).admit(w);
     match admission {
-        Admission::Resend(report) => return resend(d, w, report),
+        Admission::Resend(report) => return resend(d, w, *report),
         Admission::Duplicate => return Ok(()),
         Admission::Run => {}
     }
@@ -440,7 +440,12 @@ fn take_answer(d: &Daemon, response: PollResponse) -> Result<(), DaemonError> {
         *lock(&d.policy) = Some(policy);
     }
     for job in response.jobs {
-        tracing::info!(job = %job.id, kind = ?job.kind, "job received");
+        // Never the restore envelope: it is large and only for this agent.
+        let what = match &job.kind {
+            JobKind::Backup { source, slot } => format!("backup of {source} (slot {slot:?})"),
+            JobKind::Restore { request_id, .. } => format!("restore {request_id}"),
+        };
+        tracing::info!(job = %job.id, %what, "job received");
         enqueue(d, work_of(job));
     }
     Ok(())

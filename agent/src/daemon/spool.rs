@@ -128,7 +128,7 @@ impl Spool {
     pub fn remove_acked(&mut self, accepted: &[String]) -> Result<usize, DaemonError> {
         let before = self.reports.len();
         self.reports
-            .retain(|e| !accepted.iter().any(|a| *a == e.report.report_id));
+            .retain(|e| !accepted.contains(&e.report.report_id));
         let removed = before - self.reports.len();
         if removed > 0 {
             self.rewrite()?;
