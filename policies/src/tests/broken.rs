@@ -278,3 +278,47 @@ fn unreadable_and_missing_files_are_diagnostics_too() {
     let diags = load(&[("regency.toml", REGENCY)]).unwrap_err();
     assert!(diags[0].message.contains("no PD files"), "{}", diags[0]);
 }
+
+/// Bad input yields diagnostics, never a panic: every truncation of every
+/// example file, and every line of it replaced by junk.
+#[test]
+fn damaged_files_never_panic() {
+    let files = crate::load::read_dir(&example_dir()).unwrap();
+    for (i, (_, text)) in files.iter().enumerate() {
+        let cuts = (0..text.len())
+            .step_by(5)
+            .filter(|c| text.is_char_boundary(*c));
+        let lines: Vec<&str> = text.lines().collect();
+        let junk = (0..lines.len()).map(|n| {
+            let mut l = lines.clone();
+            l[n] = "x = [ { \"é\" = 0x1F }, nip = \"  ]";
+            l.join("\n")
+        });
+        for damaged in cuts.map(|c| text[..c].to_string()).chain(junk) {
+            let mut set = files.clone();
+            set[i].1 = damaged;
+            if let Err(diags) = crate::load_sources(&set) {
+                for d in diags {
+                    assert!(d.line >= 1 && d.column >= 1, "{d}");
+                    let _ = d.to_string();
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn wrong_types_are_reported_once_where_written() {
+    let file = pd(
+        "A",
+        "h",
+        "rpo = 26\nobject_lock_days = -1\nretention_schedule = 3\n",
+    );
+    let diags = load(&[("regency.toml", REGENCY), ("pd/a.toml", &file)]).unwrap_err();
+    let at: Vec<(usize, usize)> = diags.iter().map(|d| (d.line, d.column)).collect();
+    assert_eq!(at, [(4, 7), (5, 20), (6, 22)], "{}", render(&diags));
+    assert!(diags[0]
+        .message
+        .contains("`rpo` in this PD file must be a string in quotes, not an integer"));
+    assert!(diags[1].message.contains("between 0 and 3650"));
+}
