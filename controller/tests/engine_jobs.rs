@@ -347,3 +347,31 @@ async fn an_unavailable_store_is_retried_until_it_appears() {
     assert_eq!(r.outcome, SiteOutcome::Succeeded, "{}", r.message);
     assert_eq!(r.attempt, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_verification_continues_where_it_stopped_across_restarts() {
+    let (onsite, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let repo = init_repo(onsite.path(), "DINKES").await;
+    for seed in 1..=2 {
+        repo.backup("srv1", "/srv/a", noise(10_000, seed)).await;
+    }
+    let state_file = state.path().join("check-positions.json");
+    let kind = || SiteJobKind::Verify {
+        store: target("onsite", onsite.path()),
+        site: Site::OnSite,
+        read_share_percent: 25,
+    };
+    let mut read = Vec::new();
+    for run in 0..4 {
+        // A new runner (a restarted controller) for every run.
+        let runner = CoreRunner::new().with_state_file(state_file.clone());
+        let (pool, mut rx) = SiteJobPool::start_with(config(), clock(), Arc::new(runner));
+        let r = one(&pool, &mut rx, job(&format!("v{run}"), kind())).await;
+        assert_eq!(r.outcome, SiteOutcome::Succeeded, "{}", r.message);
+        assert_eq!(r.detail["packs_read"], 1, "25% of 4 packs");
+        read.push(r.detail["last_read"].as_str().unwrap().to_string());
+    }
+    read.sort();
+    read.dedup();
+    assert_eq!(read.len(), 4, "four runs of 25% cover every pack: {read:?}");
+}

@@ -174,6 +174,18 @@ impl Controller {
         config: Config,
         now: DateTime<Utc>,
     ) -> Controller {
+        Controller::start_with(tmp, dir, admin_token, config, now, None).await
+    }
+
+    /// As [`Controller::start_in`], with site jobs run by `runner`.
+    pub async fn start_with(
+        tmp: tempfile::TempDir,
+        dir: PathBuf,
+        admin_token: String,
+        config: Config,
+        now: DateTime<Utc>,
+        runner: Option<Arc<dyn cadang_controller::engine::JobRunner>>,
+    ) -> Controller {
         let clock = Arc::new(ManualClock::new(now));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!(
@@ -185,6 +197,7 @@ impl Controller {
         let options = Options {
             on_ready: Some(ready_tx),
             shutdown_deadline: std::time::Duration::from_secs(2),
+            runner,
             ..Options::default()
         };
         let dyn_clock: Arc<dyn Clock> = clock.clone();
