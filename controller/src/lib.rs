@@ -11,6 +11,7 @@
 
 pub mod anomaly;
 pub mod api;
+pub mod audit;
 pub mod ca;
 pub mod client;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod policy;
 pub mod rebuild;
 pub mod registration;
+pub mod report;
 pub mod state;
 pub mod tls;
 

@@ -13,7 +13,10 @@ use cadang_controller::audit::{
 fn log() -> (Vec<AuditEntry>, Vec<Checkpoint>) {
     let a = Auditor::new(MemoryAuditLog::default(), key(), 10);
     fill(&a);
-    (a.log().entries(1, u64::MAX).unwrap(), a.log().checkpoints().unwrap())
+    (
+        a.log().entries(1, u64::MAX).unwrap(),
+        a.log().checkpoints().unwrap(),
+    )
 }
 
 fn check(entries: &[AuditEntry], cps: &[Checkpoint]) -> Result<(), ChainError> {
@@ -24,9 +27,15 @@ fn check(entries: &[AuditEntry], cps: &[Checkpoint]) -> Result<(), ChainError> {
 fn an_intact_log_verifies_and_says_what_it_holds() {
     let (e, c) = log();
     let r = verify_chain(&e, &c, &key().public()).unwrap();
-    assert_eq!((r.entries, r.last_seq, r.checkpoints, r.last_checkpoint), (25, 25, 3, Some(25)));
+    assert_eq!(
+        (r.entries, r.last_seq, r.checkpoints, r.last_checkpoint),
+        (25, 25, 3, Some(25))
+    );
     assert_eq!(r.unanchored, 0);
-    assert_eq!(c.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![10, 20, 25]);
+    assert_eq!(
+        c.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        vec![10, 20, 25]
+    );
 }
 
 #[test]
@@ -43,7 +52,16 @@ fn a_removed_entry_is_found_at_its_seq() {
     e.remove(6);
     let err = check(&e, &c).unwrap_err();
     assert_eq!(err.seq, 7);
-    assert!(matches!(err.problem, ChainProblem::Missing { expected: 7, found: 8 }), "{err}");
+    assert!(
+        matches!(
+            err.problem,
+            ChainProblem::Missing {
+                expected: 7,
+                found: 8
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -52,7 +70,10 @@ fn reordered_entries_are_found_at_the_first_moved_seq() {
     e.swap(6, 7);
     let err = check(&e, &c).unwrap_err();
     assert_eq!(err.seq, 7);
-    assert!(matches!(err.problem, ChainProblem::Reordered { .. }), "{err}");
+    assert!(
+        matches!(err.problem, ChainProblem::Reordered { .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -72,7 +93,16 @@ fn entries_cut_off_the_end_are_found_against_the_last_checkpoint() {
     e.truncate(22);
     let err = check(&e, &c).unwrap_err();
     assert_eq!(err.seq, 23);
-    assert!(matches!(err.problem, ChainProblem::Truncated { last: 22, checkpoint: 25 }), "{err}");
+    assert!(
+        matches!(
+            err.problem,
+            ChainProblem::Truncated {
+                last: 22,
+                checkpoint: 25
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -89,7 +119,16 @@ fn a_rewritten_tail_with_recomputed_hashes_is_found_by_the_checkpoint() {
     // Entry 13 was changed; the first checkpoint that no longer matches is
     // at 20, so all the log can say is "after 10, up to 20".
     assert_eq!(err.seq, 11);
-    assert!(matches!(err.problem, ChainProblem::Rewritten { from: 11, checkpoint: 20 }), "{err}");
+    assert!(
+        matches!(
+            err.problem,
+            ChainProblem::Rewritten {
+                from: 11,
+                checkpoint: 20
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -98,7 +137,13 @@ fn a_checkpoint_signed_by_another_key_is_refused() {
     c[1] = Checkpoint::sign(&e[19], t(30), &other_key());
     let err = check(&e, &c).unwrap_err();
     assert_eq!(err.seq, 20);
-    assert!(matches!(err.problem, ChainProblem::BadCheckpoint { checkpoint: 20, .. }), "{err}");
+    assert!(
+        matches!(
+            err.problem,
+            ChainProblem::BadCheckpoint { checkpoint: 20, .. }
+        ),
+        "{err}"
+    );
     // And the whole log checked with the wrong key.
     let (e, c) = log();
     assert!(verify_chain(&e, &c, &other_key().public()).is_err());
@@ -108,8 +153,11 @@ fn a_checkpoint_signed_by_another_key_is_refused() {
 fn entries_after_the_last_checkpoint_are_reported_unanchored() {
     let a = Auditor::new(MemoryAuditLog::default(), key(), 10);
     for i in 1..=13 {
-        a.record(cadang_controller::audit::NewEntry::new("controller", "backup", "X", "ok"), t(i))
-            .unwrap();
+        a.record(
+            cadang_controller::audit::NewEntry::new("controller", "backup", "X", "ok"),
+            t(i),
+        )
+        .unwrap();
     }
     let r = a.verify().unwrap();
     assert_eq!((r.last_checkpoint, r.unanchored), (Some(10), 3));
@@ -158,7 +206,9 @@ fn segment_files_verify_and_segments_after_gives_only_new_ones() {
 #[test]
 fn an_edited_entry_in_a_segment_file_is_found() {
     let (_tmp, dir) = segments_dir();
-    edit_segment(&dir, "11-20.json", |s| s.entries[3].actor = "controller".into());
+    edit_segment(&dir, "11-20.json", |s| {
+        s.entries[3].actor = "controller".into()
+    });
     assert_eq!(first_bad(&dir), (14, ChainProblem::Changed));
 }
 
@@ -179,7 +229,16 @@ fn a_deleted_segment_file_is_found() {
     std::fs::remove_file(dir.join("11-20.json")).unwrap();
     let (seq, problem) = first_bad(&dir);
     assert_eq!(seq, 11);
-    assert!(matches!(problem, ChainProblem::Missing { expected: 11, found: 21 }), "{problem}");
+    assert!(
+        matches!(
+            problem,
+            ChainProblem::Missing {
+                expected: 11,
+                found: 21
+            }
+        ),
+        "{problem}"
+    );
 }
 
 #[test]
@@ -188,7 +247,10 @@ fn reordered_entries_in_a_segment_file_are_found() {
     edit_segment(&dir, "1-10.json", |s| s.entries.swap(2, 5));
     let (seq, problem) = first_bad(&dir);
     assert_eq!(seq, 3);
-    assert!(matches!(problem, ChainProblem::Reordered { .. }), "{problem}");
+    assert!(
+        matches!(problem, ChainProblem::Reordered { .. }),
+        "{problem}"
+    );
 }
 
 #[test]
@@ -197,7 +259,16 @@ fn entries_cut_off_the_last_segment_file_are_found() {
     edit_segment(&dir, "21-25.json", |s| s.entries.truncate(2));
     let (seq, problem) = first_bad(&dir);
     assert_eq!(seq, 23);
-    assert!(matches!(problem, ChainProblem::Truncated { last: 22, checkpoint: 25 }), "{problem}");
+    assert!(
+        matches!(
+            problem,
+            ChainProblem::Truncated {
+                last: 22,
+                checkpoint: 25
+            }
+        ),
+        "{problem}"
+    );
 }
 
 #[test]
@@ -209,7 +280,10 @@ fn a_segment_checkpoint_signed_by_another_key_is_refused() {
     });
     let (seq, problem) = first_bad(&dir);
     assert_eq!(seq, 20);
-    assert!(matches!(problem, ChainProblem::BadCheckpoint { .. }), "{problem}");
+    assert!(
+        matches!(problem, ChainProblem::BadCheckpoint { .. }),
+        "{problem}"
+    );
 }
 
 #[test]

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use audit_common::*;
 use cadang_controller::audit::store::{AUDIT_CHECKPOINTS, AUDIT_ENTRIES};
-use cadang_controller::audit::{AuditEntry, AuditLog, Auditor, ChainProblem, NewEntry, RedbAuditLog};
+use cadang_controller::audit::{
+    AuditEntry, AuditLog, Auditor, ChainProblem, NewEntry, RedbAuditLog,
+};
 use cadang_controller::state::State;
-use redb::ReadableTable;
 
 fn auditor(state: &Arc<State>) -> Auditor<RedbAuditLog> {
     Auditor::new(RedbAuditLog::open(state.clone()).unwrap(), key(), 10)
@@ -70,7 +71,12 @@ fn the_log_survives_reopening_and_continues_the_chain() {
     }
     let state = State::open(&path).unwrap();
     let a = auditor(&state);
-    let e = a.record(NewEntry::new("controller", "report.write", "DISDUKCAPIL", "ok"), t(40)).unwrap();
+    let e = a
+        .record(
+            NewEntry::new("controller", "report.write", "DISDUKCAPIL", "ok"),
+            t(40),
+        )
+        .unwrap();
     assert_eq!(e.seq, 26);
     assert_eq!(e.prev_hash, get(&state, 25).hash);
     let r = a.verify().unwrap();
@@ -92,7 +98,16 @@ fn an_entry_deleted_from_the_state_is_found() {
     remove(&state, 12);
     let (seq, p) = first_bad(&state);
     assert_eq!(seq, 12);
-    assert!(matches!(p, ChainProblem::Missing { expected: 12, found: 13 }), "{p}");
+    assert!(
+        matches!(
+            p,
+            ChainProblem::Missing {
+                expected: 12,
+                found: 13
+            }
+        ),
+        "{p}"
+    );
 }
 
 #[test]
@@ -105,7 +120,16 @@ fn entries_swapped_in_the_state_are_found() {
     put(&state, 5, &a);
     let (seq, p) = first_bad(&state);
     assert_eq!(seq, 4);
-    assert!(matches!(p, ChainProblem::Reordered { expected: 4, found: 5 }), "{p}");
+    assert!(
+        matches!(
+            p,
+            ChainProblem::Reordered {
+                expected: 4,
+                found: 5
+            }
+        ),
+        "{p}"
+    );
 }
 
 #[test]
@@ -116,7 +140,16 @@ fn entries_truncated_from_the_state_are_found() {
     }
     let (seq, p) = first_bad(&state);
     assert_eq!(seq, 21);
-    assert!(matches!(p, ChainProblem::Truncated { last: 20, checkpoint: 25 }), "{p}");
+    assert!(
+        matches!(
+            p,
+            ChainProblem::Truncated {
+                last: 20,
+                checkpoint: 25
+            }
+        ),
+        "{p}"
+    );
 }
 
 #[test]

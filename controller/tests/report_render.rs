@@ -75,7 +75,10 @@ fn summary_html_lists_each_pd_and_the_regency_total() {
 #[test]
 fn a_report_renders_identically_twice() {
     let d = doc(5, 1800);
-    assert_eq!(render_html(&d, Lang::Id).unwrap(), render_html(&d, Lang::Id).unwrap());
+    assert_eq!(
+        render_html(&d, Lang::Id).unwrap(),
+        render_html(&d, Lang::Id).unwrap()
+    );
     let a = render_pdf(&d, Lang::Id).unwrap();
     let b = render_pdf(&d, Lang::Id).unwrap();
     assert!(a.starts_with(b"%PDF-"));
@@ -112,7 +115,12 @@ fn a_changed_byte_anywhere_in_the_pdf_fails_verification() {
         .expect("embedded JSON");
     // Positions spread over the whole file, and some inside the JSON.
     let mut positions: Vec<usize> = (0..40).map(|i| i * (pdf.len() - 1) / 39).collect();
-    positions.extend([json_at, json_at + 100, json_at + json.len() / 2, json_at + json.len() - 3]);
+    positions.extend([
+        json_at,
+        json_at + 100,
+        json_at + json.len() / 2,
+        json_at + json.len() - 3,
+    ]);
     for i in positions {
         let mut changed = pdf.clone();
         changed[i] ^= 0x01;
@@ -142,7 +150,11 @@ fn the_pdf_of_100000_mismatches_summarises_them() {
     let pdf = render_pdf(&d, Lang::Id).unwrap();
     // The JSON (about 7 MB) is embedded; the pages list 30 rows, so the PDF is
     // barely bigger than the JSON.
-    assert!(pdf.len() < d.to_bytes().len() + 200_000, "{} bytes", pdf.len());
+    assert!(
+        pdf.len() < d.to_bytes().len() + 200_000,
+        "{} bytes",
+        pdf.len()
+    );
     let html = render_html(&d, Lang::Id).unwrap();
     assert!(html.contains("99000 berkas lain yang tidak cocok"));
 }

@@ -81,7 +81,13 @@ fn reformatted_json_is_refused_as_not_canonical() {
 
 #[test]
 fn garbage_is_an_error_not_a_panic() {
-    for input in [&b""[..], b"{", b"null", b"%PDF-1.7 nothing", b"{\"body\":1}"] {
+    for input in [
+        &b""[..],
+        b"{",
+        b"null",
+        b"%PDF-1.7 nothing",
+        b"{\"body\":1}",
+    ] {
         assert!(verify_file(input, None).is_err());
     }
 }
@@ -117,5 +123,8 @@ fn compliance_summary_signs_and_verifies() {
     let s = v.document.summary().unwrap();
     let total = s.regency_total();
     assert_eq!((total.backups_done, total.backups_scheduled), (59, 60));
-    assert!(v.document.drill().is_err(), "a summary is not a drill report");
+    assert!(
+        v.document.drill().is_err(),
+        "a summary is not a drill report"
+    );
 }

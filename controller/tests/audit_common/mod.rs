@@ -19,11 +19,25 @@ pub fn t(i: u64) -> DateTime<Utc> {
 
 /// Entries 1..=25: checkpoints at 10 and 20 (every 10), and at 25.
 pub fn fill<L: AuditLog>(auditor: &Auditor<L>) {
-    let actions = ["restore.request", "restore.approve", "envelope.deliver", "drill.report"];
+    let actions = [
+        "restore.request",
+        "restore.approve",
+        "envelope.deliver",
+        "drill.report",
+    ];
     for i in 1..=25u64 {
-        let actor = if i % 2 == 0 { "198001012005012001".to_string() } else { format!("agent:a-{i}") };
-        let new = NewEntry::new(&actor, actions[(i % 4) as usize], &format!("DISDUKCAPIL/restore/{i}"), "ok")
-            .detail(serde_json::json!({ "n": i }));
+        let actor = if i % 2 == 0 {
+            "198001012005012001".to_string()
+        } else {
+            format!("agent:a-{i}")
+        };
+        let new = NewEntry::new(
+            &actor,
+            actions[(i % 4) as usize],
+            &format!("DISDUKCAPIL/restore/{i}"),
+            "ok",
+        )
+        .detail(serde_json::json!({ "n": i }));
         auditor.record(new, t(i)).unwrap();
     }
     auditor.checkpoint(t(26)).unwrap();
