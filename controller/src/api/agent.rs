@@ -152,8 +152,9 @@ pub async fn reports(
             let mut draft = book.clone();
             let applied = jobs::apply_reports(txn, &agent2, &reports, &mut draft)?;
             jobs::save_runbook(txn, &draft)?;
-            // Only after the commit would be better; an abort here leaves
-            // memory ahead by a success the next report repeats.
+            // Memory follows inside the closure, before the commit: should the
+            // commit fail, memory is one backup success ahead, which can
+            // only start a replication early (never skip one).
             *book = draft;
             Ok(applied)
         })
