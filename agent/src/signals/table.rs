@@ -47,7 +47,7 @@ pub struct Table {
 
 impl Table {
     pub fn from_records(mut records: Vec<Record>) -> Table {
-        records.sort_by(|a, b| a.path.cmp(&b.path));
+        records.sort_by_key(|a| a.path);
         records.dedup_by(|a, b| a.path == b.path);
         Table { records }
     }
