@@ -85,9 +85,10 @@ pub struct CoreRunner {
     /// 64 KiB slices by the S3 client instead of file by file).
     stock_opener: bool,
     /// Where each store's rolling `read_share` check stopped last, by
-    /// `store/pd`. Kept in memory: after a restart the rolling check starts
-    /// at the first pack again, which costs one extra pass at worst.
+    /// `store/pd`.
     positions: Mutex<HashMap<String, String>>,
+    /// Where `positions` is kept across restarts (see [`CoreRunner::with_state_file`]).
+    state_file: Option<std::path::PathBuf>,
 }
 
 impl Default for CoreRunner {
@@ -102,7 +103,22 @@ impl CoreRunner {
             opener: Arc::new(|store: &StoreTarget, pd: &str| store.open_pd(pd)),
             stock_opener: true,
             positions: Mutex::new(HashMap::new()),
+            state_file: None,
         }
+    }
+
+    /// Keeps the rolling check positions in `path` (JSON, rewritten
+    /// atomically after each check), so a restart continues the rotation
+    /// instead of re-reading the first packs. Without it they live in
+    /// memory only. A missing or unreadable file starts from the beginning.
+    pub fn with_state_file(mut self, path: std::path::PathBuf) -> CoreRunner {
+        let loaded = std::fs::read(&path)
+            .ok()
+            .and_then(|d| serde_json::from_slice::<HashMap<String, String>>(&d).ok())
+            .unwrap_or_default();
+        self.positions = Mutex::new(loaded);
+        self.state_file = Some(path);
+        self
     }
 
     /// A runner that opens stores through `opener` (tests: a store that stalls).
@@ -111,6 +127,7 @@ impl CoreRunner {
             opener,
             stock_opener: false,
             positions: Mutex::new(HashMap::new()),
+            state_file: None,
         }
     }
 

@@ -60,8 +60,20 @@ impl CoreRunner {
     }
 
     fn set_position(&self, key: String, last: String) {
-        let mut positions = self.positions.lock().unwrap_or_else(|p| p.into_inner());
-        positions.insert(key, last);
+        let snapshot = {
+            let mut positions = self.positions.lock().unwrap_or_else(|p| p.into_inner());
+            positions.insert(key, last);
+            positions.clone()
+        };
+        if let Some(path) = &self.state_file {
+            if let Err(e) =
+                write_atomically(path, &serde_json::to_vec(&snapshot).unwrap_or_default())
+            {
+                // Losing the position only costs a re-read of some packs.
+                tracing::warn!(file = %path.display(), error = %e,
+                    "could not save the rolling check position; the next check after a restart starts from the first pack");
+            }
+        }
     }
 
     pub(super) async fn retention(
@@ -211,4 +223,14 @@ fn retention_report(
             "damaged_snapshots": damaged.iter().map(|(n, e)| json!({"name": n, "error": e.to_string()})).collect::<Vec<_>>(),
         }),
     }
+}
+
+/// Temp file and rename: a crash leaves the old file or the new, never half.
+fn write_atomically(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
 }
