@@ -69,6 +69,12 @@ enum Command {
     /// Check policy files, or show when a PD's jobs next run.
     #[command(subcommand)]
     Policy(cmd::policy::PolicyCommand),
+    /// Verify a signed drill report or compliance summary (JSON or PDF) offline, or render it.
+    #[command(subcommand)]
+    Report(cmd::report::ReportCommand),
+    /// Verify the audit log offline (segment files from a store, or a state copy).
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCommand),
 }
 
 /// glibc gives each thread that allocates its own heap arena (up to 8 per
@@ -156,6 +162,8 @@ fn main() -> ExitCode {
             Command::Jobs(a) => cmd::fleet::jobs(a).await,
             Command::BackupNow(a) => cmd::fleet::backup_now(a).await,
             Command::Policy(c) => cmd::policy::run(c).await,
+            Command::Report(c) => cmd::report::run(c).await,
+            Command::Audit(c) => cmd::audit::run(c).await,
         }
     });
     match result {

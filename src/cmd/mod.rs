@@ -1,4 +1,5 @@
 pub mod agent;
+pub mod audit;
 pub mod backup;
 pub mod controller;
 pub mod export;
@@ -7,4 +8,5 @@ pub mod maint;
 pub mod policy;
 pub mod read;
 pub mod replicate;
+pub mod report;
 pub mod repo;

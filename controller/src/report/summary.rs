@@ -56,9 +56,8 @@ impl ComplianceSummary {
 /// `part` of `whole` as a whole percentage for people; "–" when nothing
 /// was due (no division by zero, no misleading 100 %).
 pub fn percent(part: u64, whole: u64) -> String {
-    if whole == 0 {
-        "–".into()
-    } else {
-        format!("{} %", part.saturating_mul(100) / whole)
+    match part.saturating_mul(100).checked_div(whole) {
+        Some(p) => format!("{p} %"),
+        None => "–".into(),
     }
 }
