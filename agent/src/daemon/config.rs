@@ -28,7 +28,8 @@ pub struct AgentConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Tuning {
-    /// How long the controller may hold a poll open.
+    /// How long the controller may hold a poll open (it caps this; 30 s
+    /// today), well below the unattended grace.
     pub poll_wait_seconds: u32,
     /// A slot runs locally when no poll succeeded since it fell due and
     /// this long has passed after it.
@@ -50,7 +51,7 @@ pub struct Tuning {
 impl Default for Tuning {
     fn default() -> Tuning {
         Tuning {
-            poll_wait_seconds: 55,
+            poll_wait_seconds: 30,
             unattended_grace_seconds: 120,
             tick_millis: 1000,
             backoff_min_millis: 1000,
