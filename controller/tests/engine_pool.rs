@@ -385,3 +385,31 @@ async fn shutdown_cancels_running_and_queued_jobs() {
         "never started"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_of_one_pd_and_store_take_turns() {
+    let runner = Scripted::new();
+    let (pool, mut rx, _clock) = start(config(4, 4), runner.clone());
+    pool.submit(verify("v", "DINKES", "onsite")).unwrap();
+    let retention = SiteJob {
+        id: "r".into(),
+        pd: "DINKES".into(),
+        kind: SiteJobKind::Retention {
+            store: target("onsite", std::path::Path::new("/unused")),
+            site: Site::OnSite,
+            keep: cadang_policies::retention::KeepPolicy {
+                last: 1,
+                ..Default::default()
+            },
+        },
+    };
+    pool.submit(retention).unwrap();
+    until("one runs", || runner.inside.load(Ordering::SeqCst) == 1).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(runner.inside.load(Ordering::SeqCst), 1, "the other waits");
+    assert_eq!((pool.running(), pool.queued()), (1, 1));
+    runner.gate.add_permits(2);
+    rx.recv().await.unwrap();
+    rx.recv().await.unwrap();
+    assert_eq!(runner.max_at_once("onsite"), 1);
+}

@@ -5,9 +5,12 @@
 //! - `per_store` jobs at once per store name: one MinIO or NAS is not
 //!   hammered by every PD at the same time.
 //! - never two jobs of one kind for one PD on one store: [`SubmitError::Busy`].
-//! - jobs that write one PD's repository (replicate into it, retention,
-//!   repair) wait for each other rather than run side by side: a prune must
-//!   never sweep packs a replication has copied but not yet referenced.
+//! - jobs of different kinds on one PD's repository in one store wait for
+//!   each other rather than run side by side: a prune must never sweep
+//!   packs a replication has copied but not yet referenced, and a check
+//!   must not report as missing a pack a prune just rightly deleted. This
+//!   also means at most one job holding the repository's prune lock runs
+//!   in this process, which lets a cancelled one's lock be removed safely.
 //!
 //! Every attempt runs in its own task under a timeout measured on the given
 //! [`Clock`]. A timed-out or cancelled attempt is aborted; core's operations
@@ -79,7 +82,8 @@ struct Shared {
     runner: Arc<dyn JobRunner>,
     workers: Arc<Semaphore>,
     per_store: Mutex<HashMap<String, Arc<Semaphore>>>,
-    writers: Mutex<HashMap<String, Arc<AsyncMutex<()>>>>,
+    /// One lock per PD repository in a store (`pd\0store`).
+    repositories: Mutex<HashMap<String, Arc<AsyncMutex<()>>>>,
     busy: Mutex<HashSet<BusyKey>>,
     queued: AtomicUsize,
     running: AtomicUsize,
@@ -118,7 +122,7 @@ impl SiteJobPool {
             clock,
             runner,
             per_store: Mutex::new(HashMap::new()),
-            writers: Mutex::new(HashMap::new()),
+            repositories: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashSet::new()),
             queued: AtomicUsize::new(0),
             running: AtomicUsize::new(0),

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use super::{cancellable, lock, PoolConfig, Shared};
-use crate::engine::sitejob::{SiteJob, SiteJobKind};
+use crate::engine::sitejob::SiteJob;
 
 /// Capped exponential backoff with a stable jitter in its upper half (two
 /// jobs that failed together do not retry together).
@@ -32,27 +32,22 @@ pub(super) fn backoff(config: &PoolConfig, job_id: &str, attempt: u32) -> chrono
 pub(super) struct Slots {
     _worker: OwnedSemaphorePermit,
     _stores: Vec<OwnedSemaphorePermit>,
-    _writer: Option<OwnedMutexGuard<()>>,
+    _repositories: Vec<OwnedMutexGuard<()>>,
 }
 
 pub(super) async fn acquire_slots(shared: &Arc<Shared>, job: &SiteJob) -> Option<Slots> {
-    // Writer exclusion first, store slots next (in name order, so two jobs
-    // over the same two stores cannot deadlock), a worker last: a job
-    // waiting for a busy repository holds no worker.
-    let writer = match job.kind.stores().first() {
-        Some(store) if writes(job) => {
-            let m = keyed(
-                &shared.writers,
-                &format!("{}\u{0}{}", job.pd, store.name),
-                || Arc::new(AsyncMutex::new(())),
-            );
-            Some(cancellable(&shared.cancel, m.lock_owned()).await?)
-        }
-        _ => None,
-    };
+    // Every store in name order (so two jobs over the same two stores
+    // cannot deadlock): the PD's repository there first, then a store slot;
+    // a worker last, so a job waiting for a busy repository holds no worker.
     let mut names: Vec<&str> = job.kind.stores().iter().map(|s| s.name.as_str()).collect();
     names.sort_unstable();
     names.dedup();
+    let mut repositories = Vec::with_capacity(names.len());
+    for name in &names {
+        let key = format!("{}\u{0}{name}", job.pd);
+        let m = keyed(&shared.repositories, &key, || Arc::new(AsyncMutex::new(())));
+        repositories.push(cancellable(&shared.cancel, m.lock_owned()).await?);
+    }
     let mut stores = Vec::with_capacity(names.len());
     for name in names {
         let per_store = shared.config.per_store.max(1);
@@ -71,12 +66,8 @@ pub(super) async fn acquire_slots(shared: &Arc<Shared>, job: &SiteJob) -> Option
     Some(Slots {
         _worker: worker,
         _stores: stores,
-        _writer: writer,
+        _repositories: repositories,
     })
-}
-
-fn writes(job: &SiteJob) -> bool {
-    !matches!(job.kind, SiteJobKind::Verify { .. })
 }
 
 fn keyed<T: Clone>(map: &Mutex<HashMap<String, T>>, key: &str, make: impl FnOnce() -> T) -> T {
