@@ -154,3 +154,32 @@ fn audit_verify_segments_intact_and_edited() {
         text(&out)
     );
 }
+
+#[test]
+fn audit_verify_a_state_copy_intact_and_with_an_entry_removed() {
+    use cadang_controller::audit::store::AUDIT_ENTRIES;
+    use cadang_controller::audit::RedbAuditLog;
+    use cadang_controller::state::State;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("state-copy.redb");
+    {
+        let state = State::open(&path).unwrap();
+        let a = Auditor::new(RedbAuditLog::open(state).unwrap(), audit_common::key(), 10);
+        audit_common::fill(&a);
+    }
+    let key = audit_common::key().public().to_hex();
+    let out = run(&["audit", "verify", "--state", s(&path), "--key", &key]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    {
+        let state = State::open(&path).unwrap();
+        state
+            .write(|txn| {
+                txn.open_table(AUDIT_ENTRIES)?.remove(17u64)?;
+                Ok(())
+            })
+            .unwrap();
+    }
+    let out = run(&["audit", "verify", "--state", s(&path), "--key", &key]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("at entry 17"), "{}", text(&out));
+}

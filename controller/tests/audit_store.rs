@@ -176,3 +176,22 @@ fn the_state_and_its_segments_agree() {
     let entries: Vec<AuditEntry> = segs.iter().flat_map(|s| s.entries.clone()).collect();
     assert_eq!(entries, a.log().entries(1, u64::MAX).unwrap());
 }
+
+#[test]
+fn a_shared_dyn_log_records_through_the_auditor() {
+    let (_tmp, state) = filled();
+    let shared: Arc<dyn AuditLog> = Arc::new(RedbAuditLog::open(state.clone()).unwrap());
+    let a = Auditor::new(shared.clone(), key(), 10);
+    let e = a
+        .record(
+            NewEntry::new("controller", "drill.report", "DISDUKCAPIL", "ok"),
+            t(60),
+        )
+        .unwrap();
+    assert_eq!(e.seq, 26);
+    assert_eq!(shared.last().unwrap().unwrap(), e);
+    let seg = a.checkpoint(t(61)).unwrap().unwrap();
+    assert_eq!(seg.seq, 26);
+    let segs = a.segments_after(25).unwrap();
+    assert_eq!(segs[0].store_path(), "audit/26-26.json");
+}

@@ -128,3 +128,24 @@ fn compliance_summary_signs_and_verifies() {
         "a summary is not a drill report"
     );
 }
+
+#[test]
+fn store_files_are_json_and_pdf_under_reports_kind_id() {
+    let doc = SignedDocument::sign_drill(&drill(0, 1800), &key()).unwrap();
+    let files = cadang_controller::report::store_files(&doc).unwrap();
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "reports/drill-report/drill-DISDUKCAPIL-42.json",
+            "reports/drill-report/drill-DISDUKCAPIL-42.pdf"
+        ]
+    );
+    for (_, bytes) in &files {
+        verify_file(bytes, Some(&key().public())).unwrap();
+    }
+    let mut hostile = drill(0, 1800);
+    hostile.report_id = "../../keys/identity.age".into();
+    let doc = SignedDocument::sign_drill(&hostile, &key()).unwrap();
+    assert!(cadang_controller::report::store_files(&doc).is_err());
+}

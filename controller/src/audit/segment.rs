@@ -126,3 +126,10 @@ pub fn verify_segments(segments: &[Segment], key: &PublicKey) -> Result<ChainRep
     let checkpoints: Vec<Checkpoint> = segments.iter().map(|s| s.checkpoint.clone()).collect();
     Ok(verify_chain(&entries, &checkpoints, key)?)
 }
+
+impl Segment {
+    /// Its path inside a store: `audit/<first-seq>-<last-seq>.json`.
+    pub fn store_path(&self) -> String {
+        format!("{SEGMENT_DIR}/{}", self.file_name())
+    }
+}

@@ -32,6 +32,26 @@ pub trait AuditLog: Send + Sync {
     fn checkpoints(&self) -> Result<Vec<Checkpoint>>;
 }
 
+/// So the daemon can share one log (`Arc<RedbAuditLog>`, or
+/// `Arc<dyn AuditLog>`) between the API handlers and the engine.
+impl<T: AuditLog + ?Sized> AuditLog for Arc<T> {
+    fn append(&self, new: NewEntry, time: DateTime<Utc>) -> Result<AuditEntry> {
+        (**self).append(new, time)
+    }
+    fn last(&self) -> Result<Option<AuditEntry>> {
+        (**self).last()
+    }
+    fn entries(&self, from: u64, to: u64) -> Result<Vec<AuditEntry>> {
+        (**self).entries(from, to)
+    }
+    fn add_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+        (**self).add_checkpoint(checkpoint)
+    }
+    fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        (**self).checkpoints()
+    }
+}
+
 #[derive(Default)]
 pub struct MemoryAuditLog {
     inner: Mutex<(Vec<AuditEntry>, Vec<Checkpoint>)>,

@@ -75,3 +75,39 @@ pub fn load_signing_key(path: &std::path::Path) -> Result<SigningKey> {
 pub fn parse_public_key(hex: &str) -> Result<PublicKey> {
     PublicKey::from_hex(hex.trim()).map_err(|e| ReportError::Format(format!("--key: {e}")))
 }
+
+/// The files a signed document is stored as inside the PD's repository
+/// (`docs/format.md` §11): `reports/<kind>/<id>.json` and `.pdf`
+/// (Bahasa Indonesia). The drill flow puts each into both stores.
+pub fn store_files(doc: &SignedDocument) -> Result<Vec<(String, Vec<u8>)>> {
+    let id_field = if doc.kind == signed::KIND_SUMMARY {
+        "summary_id"
+    } else {
+        "report_id"
+    };
+    let id = doc
+        .body
+        .get(id_field)
+        .and_then(|v| v.as_str())
+        .filter(|id| is_safe_name(id))
+        .ok_or_else(|| {
+            ReportError::Format(format!(
+                "{id_field} is missing or not a safe file name (letters, digits, '-', '_', '.')"
+            ))
+        })?;
+    let base = format!("reports/{}/{id}", doc.kind);
+    Ok(vec![
+        (format!("{base}.json"), doc.to_bytes()),
+        (format!("{base}.pdf"), render_pdf(doc, Lang::Id)?),
+    ])
+}
+
+/// A report id becomes a file name in the stores: nothing that could
+/// climb out of `reports/` or hide (`..`, `/`, a leading dot).
+fn is_safe_name(id: &str) -> bool {
+    !id.is_empty()
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
