@@ -19,6 +19,7 @@ mod run;
 pub mod runner;
 pub mod schedule;
 pub mod spool;
+mod tasks;
 pub mod tls;
 
 use std::os::unix::io::AsRawFd;

@@ -1,6 +1,6 @@
 //! `cadang agent run`: the daemon's loop.
 //!
-//! Four tasks share one [`Daemon`]:
+//! Four tasks share one [`Daemon`] (the three loops are in `tasks.rs`):
 //! * the **poller** long-polls the controller, stores a new policy, queues
 //!   dispatched jobs and reports running jobs' progress;
 //! * the **scheduler** evaluates the cached policy every tick and queues a
@@ -18,46 +18,40 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use cadang_proto::agent::{
-    AgentPolicy, Job, JobKind, JobReport, Outcome, PollRequest, PollResponse, ReportAck,
-    ReportBatch, ReportKind, StoreAccess,
-};
-use cadang_proto::{paths, PROTO_VERSION};
+use cadang_proto::agent::{AgentPolicy, Job, JobKind, JobReport, Outcome, ReportKind, StoreAccess};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 
-use super::backoff::Backoff;
 use super::clock::Clock;
 use super::config::{AgentConfig, StatePaths};
-use super::http::{CallError, ControllerClient};
+use super::http::ControllerClient;
 use super::ledger::{Admission, Ledger, Work, WorkKind};
 use super::runner::{self, BackupEnv, Running, SourceLocks};
-use super::schedule::{self, SlotFinder};
 use super::spool::Spool;
 use super::{fsutil, tls, DaemonError, RunLock};
 use crate::Progress;
 
-struct Daemon {
-    config: AgentConfig,
-    paths: StatePaths,
-    clock: Arc<dyn Clock>,
-    client: ControllerClient,
-    env: BackupEnv,
-    policy: Mutex<Option<AgentPolicy>>,
-    ledger: Mutex<Ledger>,
-    spool: Mutex<Spool>,
-    running: Mutex<HashMap<String, Running>>,
+pub(super) struct Daemon {
+    pub(super) config: AgentConfig,
+    pub(super) paths: StatePaths,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) client: ControllerClient,
+    pub(super) env: BackupEnv,
+    pub(super) policy: Mutex<Option<AgentPolicy>>,
+    pub(super) ledger: Mutex<Ledger>,
+    pub(super) spool: Mutex<Spool>,
+    pub(super) running: Mutex<HashMap<String, Running>>,
     /// Keys queued or running now (a second copy is ignored).
-    accepted: Mutex<HashSet<String>>,
+    pub(super) accepted: Mutex<HashSet<String>>,
     /// When the controller last answered a poll or a delivery.
-    last_contact: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
-    queue: mpsc::UnboundedSender<Work>,
-    reports_ready: Notify,
-    sources: SourceLocks,
-    stop_jobs: watch::Sender<bool>,
+    pub(super) last_contact: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
+    pub(super) queue: mpsc::UnboundedSender<Work>,
+    pub(super) reports_ready: Notify,
+    pub(super) sources: SourceLocks,
+    pub(super) stop_jobs: watch::Sender<bool>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -76,9 +70,9 @@ pub async fn run(
     tracing::info!(controller = %daemon.client.url(), host = %daemon.config.host, "agent started");
 
     let mut tasks: JoinSet<Result<(), DaemonError>> = JoinSet::new();
-    tasks.spawn(poller(daemon.clone(), shutdown.clone()));
-    tasks.spawn(reporter(daemon.clone(), shutdown.clone()));
-    tasks.spawn(scheduler(daemon.clone(), shutdown.clone()));
+    tasks.spawn(super::tasks::poller(daemon.clone(), shutdown.clone()));
+    tasks.spawn(super::tasks::reporter(daemon.clone(), shutdown.clone()));
+    tasks.spawn(super::tasks::scheduler(daemon.clone(), shutdown.clone()));
     let mut jobs = JoinSet::new();
     let ended = executor(&daemon, queue, &mut jobs, &mut tasks, &mut shutdown).await;
     stop(&daemon, &mut jobs, &mut tasks).await;
@@ -157,13 +151,13 @@ fn recover(d: &Daemon) -> Result<(), DaemonError> {
     Ok(())
 }
 
-fn enqueue(d: &Daemon, w: Work) {
+pub(super) fn enqueue(d: &Daemon, w: Work) {
     if lock(&d.accepted).insert(w.key.clone()) {
         let _ = d.queue.send(w);
     }
 }
 
-fn work_of(job: Job) -> Work {
+pub(super) fn work_of(job: Job) -> Work {
     let kind = match job.kind {
         JobKind::Backup { source, slot } => WorkKind::Backup { source, slot },
         JobKind::Restore { request_id, .. } => WorkKind::Restore { request_id },
@@ -208,7 +202,7 @@ async fn stop(d: &Daemon, jobs: &mut JoinSet<()>, tasks: &mut JoinSet<Result<(),
     while jobs.join_next().await.is_some() {}
     tasks.abort_all();
     // One last try to hand the reports over; the spool keeps them if not.
-    let _ = tokio::time::timeout(Duration::from_secs(5), deliver(d)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), super::tasks::deliver(d)).await;
     tracing::info!(spooled = lock(&d.spool).len(), "agent stopped");
 }
 
@@ -333,221 +327,4 @@ fn resend(d: &Daemon, w: &Work, report: JobReport) -> Result<(), DaemonError> {
     lock(&d.ledger).alias(w, &report)?;
     d.reports_ready.notify_one();
     Ok(())
-}
-
-fn touched(d: &Daemon) {
-    *lock(&d.last_contact) = Some(d.clock.now());
-}
-
-fn revoked(d: &Daemon, e: &CallError) -> Option<DaemonError> {
-    match e {
-        CallError::Status {
-            status: 403,
-            message,
-        } => Some(DaemonError::Revoked {
-            url: d.client.url().to_string(),
-            message: message.clone(),
-        }),
-        _ => None,
-    }
-}
-
-fn backoff_of(d: &Daemon) -> Backoff {
-    let t = &d.config.tuning;
-    Backoff::new(
-        Duration::from_millis(t.backoff_min_millis),
-        Duration::from_millis(t.backoff_max_millis),
-    )
-}
-
-/// Sleeps `delay` unless shutdown comes first (then `false`).
-async fn pause(delay: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(delay) => true,
-        _ = super::stopped(shutdown) => false,
-    }
-}
-
-async fn poller(d: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) -> Result<(), DaemonError> {
-    let mut backoff = backoff_of(&d);
-    let mut failures = 0u32;
-    let wait = d.config.tuning.poll_wait_seconds;
-    loop {
-        let request = PollRequest {
-            proto: PROTO_VERSION,
-            policy_version: lock(&d.policy)
-                .as_ref()
-                .map(|p| p.version.clone())
-                .unwrap_or_default(),
-            running: lock(&d.running).values().map(Running::snapshot).collect(),
-            wait_seconds: wait,
-        };
-        let asked = Instant::now();
-        let call = d.client.post::<_, PollResponse>(
-            paths::POLL,
-            &request,
-            Duration::from_secs(u64::from(wait) + 30),
-        );
-        let answer = tokio::select! {
-            a = call => a,
-            _ = super::stopped(&mut shutdown) => return Ok(()),
-        };
-        match answer {
-            Ok(response) => {
-                if failures > 0 {
-                    tracing::info!(
-                        after_failures = failures,
-                        "the controller is reachable again"
-                    );
-                }
-                failures = 0;
-                backoff.reset();
-                touched(&d);
-                let idle = response.jobs.is_empty() && response.policy.is_none();
-                take_answer(&d, response)?;
-                // A controller answering at once with nothing must not
-                // make this loop spin.
-                if idle
-                    && asked.elapsed() < Duration::from_secs(1)
-                    && !pause(d.config.tuning.tick(), &mut shutdown).await
-                {
-                    return Ok(());
-                }
-            }
-            Err(e) => {
-                if let Some(r) = revoked(&d, &e) {
-                    return Err(r);
-                }
-                failures += 1;
-                let delay = backoff.next_delay();
-                if failures == 1 {
-                    tracing::warn!(controller = %d.client.url(), error = %e, "the controller is unreachable; backups continue on the cached schedule and reports are spooled");
-                } else {
-                    tracing::debug!(error = %e, retry_in_ms = delay.as_millis() as u64, "poll failed");
-                }
-                if !pause(delay, &mut shutdown).await {
-                    return Ok(());
-                }
-            }
-        }
-    }
-}
-
-fn take_answer(d: &Daemon, response: PollResponse) -> Result<(), DaemonError> {
-    if let Some(policy) = response.policy {
-        fsutil::write_json(&d.paths.policy(), &policy)?;
-        tracing::info!(version = %policy.version, sources = policy.sources.len(), "new policy stored");
-        *lock(&d.policy) = Some(policy);
-    }
-    for job in response.jobs {
-        // Never the restore envelope: it is large and only for this agent.
-        let what = match &job.kind {
-            JobKind::Backup { source, slot } => format!("backup of {source} (slot {slot:?})"),
-            JobKind::Restore { request_id, .. } => format!("restore {request_id}"),
-        };
-        tracing::info!(job = %job.id, %what, "job received");
-        enqueue(d, work_of(job));
-    }
-    Ok(())
-}
-
-/// One delivery round: the oldest reports, in order. `Ok(true)` when
-/// something was delivered.
-async fn deliver(d: &Daemon) -> Result<bool, CallError> {
-    let batch = lock(&d.spool).head(d.config.tuning.report_batch.max(1));
-    if batch.is_empty() {
-        return Ok(false);
-    }
-    let ack: ReportAck = d
-        .client
-        .post(
-            paths::REPORTS,
-            &ReportBatch { reports: batch },
-            Duration::from_secs(60),
-        )
-        .await?;
-    touched(d);
-    match lock(&d.spool).remove_acked(&ack.accepted) {
-        Ok(n) => tracing::debug!(delivered = n, "reports acknowledged"),
-        Err(e) => {
-            tracing::warn!(error = %e, "could not drop acknowledged reports from the spool; they are sent again (the controller ignores repeats)")
-        }
-    }
-    Ok(!ack.accepted.is_empty())
-}
-
-async fn reporter(d: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) -> Result<(), DaemonError> {
-    let mut backoff = backoff_of(&d);
-    loop {
-        if lock(&d.spool).is_empty() {
-            tokio::select! {
-                _ = d.reports_ready.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-                _ = super::stopped(&mut shutdown) => return Ok(()),
-            }
-            continue;
-        }
-        let round = tokio::select! {
-            r = deliver(&d) => r,
-            _ = super::stopped(&mut shutdown) => return Ok(()),
-        };
-        let delay = match round {
-            Ok(true) => {
-                backoff.reset();
-                continue;
-            }
-            // Nothing acknowledged: wait before asking again.
-            Ok(false) => backoff.next_delay(),
-            Err(e) => {
-                if let Some(r) = revoked(&d, &e) {
-                    return Err(r);
-                }
-                tracing::debug!(error = %e, spooled = lock(&d.spool).len(), "report delivery failed; kept in the spool");
-                backoff.next_delay()
-            }
-        };
-        if !pause(delay, &mut shutdown).await {
-            return Ok(());
-        }
-    }
-}
-
-async fn scheduler(d: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) -> Result<(), DaemonError> {
-    let mut finder = SlotFinder::default();
-    let grace = chrono::Duration::seconds(d.config.tuning.unattended_grace_seconds as i64);
-    loop {
-        let policy = lock(&d.policy).clone();
-        if let Some(policy) = policy {
-            let now = d.clock.now();
-            let since = lock(&d.ledger).since();
-            let last_contact = *lock(&d.last_contact);
-            for due in finder.due(&policy, since, now) {
-                tracing::trace!(source = %due.source, slot = due.slot, %now, ?last_contact, "slot due");
-                let key = cadang_proto::agent::slot_key(&d.config.host, &due.source, due.slot);
-                if lock(&d.ledger).slot_known(&due.source, due.slot)
-                    || lock(&d.accepted).contains(&key)
-                {
-                    continue;
-                }
-                if schedule::run_unattended(&due, last_contact, now, grace) {
-                    tracing::warn!(source = %due.source, slot = due.slot, "the controller has been unreachable since this slot fell due; running it unattended from the cached policy");
-                    enqueue(
-                        &d,
-                        Work {
-                            key,
-                            job_id: None,
-                            kind: WorkKind::Backup {
-                                source: due.source,
-                                slot: Some(due.slot),
-                            },
-                            not_after: None,
-                        },
-                    );
-                }
-            }
-        }
-        if !pause(d.config.tuning.tick(), &mut shutdown).await {
-            return Ok(());
-        }
-    }
 }
