@@ -15,7 +15,7 @@ mod sim;
 use attacks::Attack;
 use cadang_controller::anomaly::{self, ReasonKind};
 
-const SEED: u64 = 2024_06_20; // the day the national data center was encrypted
+const SEED: u64 = 20240620; // 2024-06-20, the day the national data center was encrypted
 
 fn small(attack: Attack, day_after: bool) -> sim::Plan {
     sim::Plan {
