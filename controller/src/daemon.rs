@@ -113,6 +113,7 @@ pub async fn run_with(
     let _ = server.await;
     let _ = flusher.await;
     collector.abort();
+    let _ = collector.await;
     flush_seen(&app)?;
     Ok(())
 }
@@ -270,6 +271,9 @@ async fn serve(
     })
     .await;
     conns.abort_all();
+    // Wait for the aborted ones too: each holds the state, which the next
+    // opener (a restart in the same process) needs released.
+    while conns.join_next().await.is_some() {}
 }
 
 /// One TLS connection. Plain HTTP, a failed handshake or a certificate from

@@ -62,9 +62,9 @@ pub async fn poll(
     app.touch(&agent.id, now);
     note_running(&app, &agent, &req).await?;
     let policy = app
-        .policies()
-        .map(|set| crate::enroll::agent_policy(&set, &agent.pd, &agent.host));
-    let policy = policy.filter(|p| p.version != req.policy_version);
+        .agent_policy(&agent.id, &agent.pd, &agent.host)
+        .filter(|p| p.version != req.policy_version)
+        .map(|p| (*p).clone());
     let notify = app.notifier(&agent.id);
     let mut stopping = app.stopping.subscribe();
     let mut jobs = take_jobs(&app, &agent).await?;

@@ -60,6 +60,9 @@ pub struct Live {
     pub last_seen: Option<DateTime<Utc>>,
     /// Not yet written to the state.
     pub dirty: bool,
+    /// The agent's policy for the policy set of this fingerprint: built
+    /// once per set, not on each of its polls.
+    pub policy: Option<(String, Arc<cadang_proto::agent::AgentPolicy>)>,
 }
 
 impl App {
@@ -74,6 +77,26 @@ impl App {
     pub fn notifier(&self, agent_id: &str) -> Arc<Notify> {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         live.entry(agent_id.to_string()).or_default().notify.clone()
+    }
+
+    /// The current policy of an agent (cached per policy set).
+    pub fn agent_policy(
+        &self,
+        agent_id: &str,
+        pd: &str,
+        host: &str,
+    ) -> Option<Arc<cadang_proto::agent::AgentPolicy>> {
+        let set = self.policies()?;
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let l = live.entry(agent_id.to_string()).or_default();
+        match &l.policy {
+            Some((fp, p)) if *fp == set.fingerprint => Some(p.clone()),
+            _ => {
+                let p = Arc::new(crate::enroll::agent_policy(&set, pd, host));
+                l.policy = Some((set.fingerprint.clone(), p.clone()));
+                Some(p)
+            }
+        }
     }
 
     pub fn touch(&self, agent_id: &str, now: DateTime<Utc>) {

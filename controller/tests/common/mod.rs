@@ -210,7 +210,10 @@ impl Controller {
             },
             options,
         ));
-        let app = ready_rx.await.expect("the daemon started");
+        let app = match ready_rx.await {
+            Ok(app) => app,
+            Err(_) => panic!("the daemon did not start: {:?}", handle.await),
+        };
         let ca_pem = std::fs::read_to_string(dir.join("ca.pem")).unwrap();
         Controller {
             tmp,
