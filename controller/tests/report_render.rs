@@ -189,3 +189,39 @@ fn timing_render_100000_files() {
     verify_file(&pdf, Some(&key().public())).unwrap();
     println!("verify pdf {:?}", v_start.elapsed());
 }
+
+/// Writes sample renderings (JSON, HTML id/en, PDF) of a failed drill and
+/// a summary into `$CADANG_REPORT_SAMPLES` to look at:
+/// `CADANG_REPORT_SAMPLES=/tmp/s cargo test -p cadang-controller --test report_render -- --ignored write_samples`.
+#[test]
+#[ignore]
+fn write_samples() {
+    let Some(dir) = std::env::var_os("CADANG_REPORT_SAMPLES") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let docs = [
+        ("drill", doc(40, 5 * 3600)),
+        (
+            "summary",
+            SignedDocument::sign_summary(&summary(), &key()).unwrap(),
+        ),
+    ];
+    for (name, d) in docs {
+        std::fs::write(dir.join(format!("{name}.json")), d.to_bytes()).unwrap();
+        for lang in [Lang::Id, Lang::En] {
+            let base = format!("{name}-{}", lang.code());
+            std::fs::write(
+                dir.join(format!("{base}.html")),
+                render_html(&d, lang).unwrap(),
+            )
+            .unwrap();
+            std::fs::write(
+                dir.join(format!("{base}.pdf")),
+                render_pdf(&d, lang).unwrap(),
+            )
+            .unwrap();
+        }
+    }
+}
