@@ -26,6 +26,7 @@
 //! ```
 
 mod baseline;
+mod hold;
 mod rules;
 mod words;
 
@@ -34,6 +35,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use baseline::{median, Baseline};
+pub use hold::RetentionHold;
 pub use rules::verdict;
 
 /// One measured backup of one source.
