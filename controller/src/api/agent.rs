@@ -150,7 +150,7 @@ pub async fn reports(
         .write_blocking(move |txn| {
             let mut book = app2.runbook.lock().unwrap_or_else(|p| p.into_inner());
             let mut draft = book.clone();
-            let applied = jobs::apply_reports(txn, &agent2, &reports, &mut draft)?;
+            let applied = crate::state::reports::apply_reports(txn, &agent2, &reports, &mut draft)?;
             jobs::save_runbook(txn, &draft)?;
             // Memory follows inside the closure, before the commit: should the
             // commit fail, memory is one backup success ahead, which can

@@ -12,6 +12,7 @@
 pub mod agents;
 pub mod jobs;
 pub mod pds;
+pub mod reports;
 pub mod tokens;
 pub mod users;
 
