@@ -35,6 +35,14 @@ pub fn jitter_offset(host: &str, source: &str, jitter_seconds: u32) -> i64 {
     (n % (u64::from(jitter_seconds) + 1)) as i64
 }
 
+/// Half the time between the schedule's next two runs after `now`.
+fn half_gap_seconds(schedule: &Schedule, now: DateTime<Utc>) -> u32 {
+    match schedule.next_runs(now, 2).as_slice() {
+        [a, b] => u32::try_from((*b - *a).num_seconds() / 2).unwrap_or(u32::MAX),
+        _ => u32::MAX,
+    }
+}
+
 /// Remembers, per source, the latest slot found, so each tick looks only
 /// at the runs since then.
 #[derive(Default)]
@@ -66,10 +74,12 @@ impl SlotFinder {
                     continue;
                 }
             };
+            // As on the controller, jitter stays below half the gap between
+            // runs, so a frequent schedule is not pushed past its next slot.
             let offset = Duration::seconds(jitter_offset(
                 &policy.host,
                 &src.name,
-                policy.jitter_seconds,
+                policy.jitter_seconds.min(half_gap_seconds(&schedule, now)),
             ));
             // A slot is due once now >= slot + offset.
             let horizon = now - offset;
@@ -188,6 +198,22 @@ mod tests {
         }
         let due = f.due(&p, since, slot + Duration::seconds(off));
         assert_eq!(due[0].due, slot + Duration::seconds(off));
+    }
+
+    #[test]
+    fn jitter_of_an_every_minute_schedule_stays_below_half_a_minute() {
+        // 300 s of jitter on a one-minute schedule would put every slot
+        // behind the next one; the cap keeps it inside the minute.
+        let p = policy("* * * * *", "Asia/Makassar", 300);
+        let mut f = SlotFinder::default();
+        let since = t("2026-12-02T00:00:00Z");
+        let now = t("2026-12-02T18:00:00Z");
+        for due in f.due(&p, since, now) {
+            let slot = DateTime::from_timestamp(due.slot, 0).unwrap();
+            assert!(due.due - slot <= Duration::seconds(30), "{due:?}");
+            assert!(now - slot < Duration::seconds(60 + 30), "{due:?}");
+        }
+        assert_eq!(f.due(&p, since, now).len(), 1);
     }
 
     #[test]
