@@ -258,6 +258,7 @@ async fn backup_work(
             snapshot: None,
             stats: Default::default(),
             message,
+            signals: None,
         };
         runner::backup_report(w.job_id.clone(), source, slot, started, started, ended)
     };

@@ -85,6 +85,8 @@ pub struct Ended {
     pub snapshot: Option<String>,
     pub stats: BackupStats,
     pub message: String,
+    /// Ransomware early-warning counts (no names, no content), when measured.
+    pub signals: Option<serde_json::Value>,
 }
 
 /// Backs up `spec`. When `stop` turns true the backup ends at its next
@@ -136,6 +138,7 @@ pub async fn run_backup(
                         snapshot: None,
                         stats: stats_of(&progress, Vec::new(), 0),
                         message: "the agent was stopped; the backup ended at a safe point, its lock was released, and it runs again when the agent starts".into(),
+                        signals: None,
                     };
                 }
             }
@@ -157,6 +160,7 @@ pub async fn run_backup(
                     s.problems.len()
                 )
             };
+            let signals = s.signals.as_ref().map(|x| x.to_json());
             Ended {
                 outcome,
                 snapshot: Some(s.snapshot.to_hex()),
@@ -168,6 +172,7 @@ pub async fn run_backup(
                     problems: s.problems,
                 },
                 message,
+                signals,
             }
         }
         Err(e) => Ended {
@@ -224,6 +229,7 @@ fn failed(message: String) -> Ended {
         snapshot: None,
         stats: BackupStats::default(),
         message,
+        signals: None,
     }
 }
 
@@ -258,7 +264,7 @@ pub fn backup_report(
             slot,
             snapshot: ended.snapshot,
             stats: ended.stats,
-            signals: None,
+            signals: ended.signals,
         },
         started,
         finished,
