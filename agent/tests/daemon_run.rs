@@ -54,6 +54,7 @@ fn backup_job(id: &str, source: &str, slot: Option<i64>) -> Job {
             slot,
         },
         not_after: None,
+        due_at: None,
     }
 }
 
@@ -72,6 +73,7 @@ async fn dispatched_jobs_run_and_their_reports_arrive_once_despite_a_lost_ack() 
                 envelope: "sealed".into(),
             },
             not_after: None,
+            due_at: None,
         });
     });
     let agent = fake::spawn(&s.config, clock.clone());

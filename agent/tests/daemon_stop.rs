@@ -41,6 +41,7 @@ async fn stopping_mid_backup_releases_the_lock_reports_interrupted_and_retries_a
                 slot: None,
             },
             not_after: None,
+            due_at: None,
         })
     });
     let agent = fake::spawn(&config, clock.clone());

@@ -102,7 +102,9 @@ pub async fn round(
         book.mark_dispatched(due);
         match &due.key {
             TaskKey::Backup { host, source, .. } => match by_host.get(host) {
-                Some(agent) => backups.push((agent.clone(), source.clone(), due.slot)),
+                Some(agent) => {
+                    backups.push((agent.clone(), source.clone(), due.slot, due.not_before))
+                }
                 None => {
                     tracing::warn!(%host, %source, "backup due but no agent is enrolled for the host")
                 }
@@ -124,11 +126,10 @@ pub async fn round(
         .state
         .write_blocking(move |txn| {
             let mut created = Vec::new();
-            for (agent, source, slot) in backups {
-                if let Some(j) = jobs::create(
-                    txn,
-                    jobs::backup_job(&agent, &source, Some(slot.timestamp()), now),
-                )? {
+            for (agent, source, slot, due_at) in backups {
+                let mut job = jobs::backup_job(&agent, &source, Some(slot.timestamp()), now);
+                job.due_at = Some(due_at);
+                if let Some(j) = jobs::create(txn, job)? {
                     created.push(j);
                 }
             }
@@ -194,6 +195,7 @@ fn site_record(job: &SiteJob, key: &TaskKey, now: DateTime<Utc>) -> JobRecord {
         agent_id: None,
         state: JobState::Queued,
         slot: None,
+        due_at: None,
         created: now,
         delivered: None,
         started: None,

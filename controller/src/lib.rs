@@ -32,5 +32,5 @@ pub mod tls;
 
 pub use cadang_core as core;
 pub use cadang_policies as policies;
-pub use error::{Error, Result};
 pub use cadang_proto as proto;
+pub use error::{Error, Result};

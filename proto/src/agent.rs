@@ -196,6 +196,9 @@ pub struct Job {
     /// The agent drops a job it could not start by then (it reports that).
     #[serde(default)]
     pub not_after: Option<DateTime<Utc>>,
+    /// When a scheduled job fell due on the controller (slot plus jitter).
+    #[serde(default)]
+    pub due_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

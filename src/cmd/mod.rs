@@ -8,5 +8,5 @@ pub mod maint;
 pub mod policy;
 pub mod read;
 pub mod replicate;
-pub mod report;
 pub mod repo;
+pub mod report;

@@ -40,6 +40,7 @@ fn wire_job(j: &JobRecord) -> Option<Job> {
                 slot: j.slot,
             },
             not_after: None,
+            due_at: j.due_at,
         }),
         _ => None,
     }

@@ -14,7 +14,6 @@
 //!   after the last replication, `delay` has passed since, and the regency's
 //!   local time is inside one of the PD's windows (none = any time).
 
-
 use cadang_policies::model::{PdPolicy, PolicySet, Site, Window};
 use cadang_policies::schedule::Schedule;
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Timelike, Utc};

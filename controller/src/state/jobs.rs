@@ -58,6 +58,10 @@ pub struct JobRecord {
     pub state: JobState,
     #[serde(default)]
     pub slot: Option<i64>,
+    /// When a scheduled job fell due (its slot plus jitter): delivery is
+    /// measured against this.
+    #[serde(default)]
+    pub due_at: Option<DateTime<Utc>>,
     pub created: DateTime<Utc>,
     #[serde(default)]
     pub delivered: Option<DateTime<Utc>>,
@@ -188,6 +192,7 @@ pub fn backup_job(
         agent_id: Some(agent.id.clone()),
         state: JobState::Queued,
         slot,
+        due_at: None,
         created: now,
         delivered: None,
         started: None,
