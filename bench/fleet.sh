@@ -17,7 +17,7 @@ cargo build --release --quiet -p cadang -p cadang-fleet-bench
 BIN="$ROOT/target/release/cadang"
 BENCH="$ROOT/target/release/fleet-bench"
 # Every agent holds a connection; so does the controller for each of them.
-ulimit -n 1048576 2>/dev/null || ulimit -n 65536
+ulimit -n "$(ulimit -Hn)"  # 10,000 agents need ~10,000 descriptors in each process
 
 WORK="$(mktemp -d -t cadang-fleet.XXXXXX)"
 trap 'kill -9 $(cat "$WORK/pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$WORK"' EXIT

@@ -224,3 +224,54 @@ fn scheduled_cycle_survives_killed_controller_and_agent() {
     });
     assert_no_doubles(&c, &jobs);
 }
+
+/// SIGHUP with a broken policy set is refused and the running set stays;
+/// SIGTERM stops the controller cleanly; `controller rebuild` re-creates the
+/// snapshot catalogue from the stores.
+#[test]
+fn sighup_refuses_a_broken_set_sigterm_stops_and_rebuild_reads_the_stores() {
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("a.txt"), "isi berkas").unwrap();
+    let mut hosts = hosts(files.path());
+    hosts.truncate(1);
+    let mut c = Cluster::start(&hosts);
+    let queued = cluster::ok(c.api(&["backup-now", "fs-dinkes", "--json"]));
+    assert!(queued.contains("jobs"), "{queued}");
+    c.wait(Duration::from_secs(90), "the backup-now job", |c| {
+        kind(&c.jobs(), "backup").any(succeeded).then_some(())
+    });
+
+    let policy = c.policy_file("DINKES");
+    let good = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(&policy, format!("{good}\nretensi = 3\n")).unwrap();
+    c.signal_controller(libc::SIGHUP);
+    c.wait(Duration::from_secs(20), "the reload to be refused", |c| {
+        c.controller_log()
+            .contains("policy reload refused")
+            .then_some(())
+    });
+    let fleet = cluster::ok(c.api(&["fleet", "status", "--json"]));
+    assert!(
+        fleet.contains("fs-dinkes"),
+        "the running set was dropped:\n{fleet}"
+    );
+    std::fs::write(&policy, good).unwrap();
+
+    c.signal_controller(libc::SIGTERM);
+    let status = c
+        .wait_controller_exit(Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("the controller did not stop on SIGTERM\n{}", c.logs()));
+    assert!(status.success(), "SIGTERM exit {status:?}\n{}", c.logs());
+
+    let out = cluster::ok(cluster::cadang(&[
+        "controller",
+        "rebuild",
+        "--config",
+        &c.config_path().display().to_string(),
+    ]));
+    let found = out
+        .lines()
+        .find_map(|l| l.strip_prefix("DINKES in pusat-data: "))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<usize>().ok());
+    assert!(found.is_some_and(|n| n >= 1), "rebuild said:\n{out}");
+}

@@ -180,6 +180,43 @@ read_share = "100%"
         });
     }
 
+    /// Sends `signal` to the controller process.
+    pub fn signal_controller(&self, signal: i32) {
+        let c = self.controller.as_ref().expect("controller running");
+        // SAFETY: kill(2) on the child this cluster started.
+        unsafe {
+            libc::kill(c.id() as i32, signal);
+        }
+    }
+
+    /// Waits for the controller to exit by itself; its status, or `None`
+    /// if it is still running after `limit`.
+    pub fn wait_controller_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            let c = self.controller.as_mut().expect("controller running");
+            if let Some(status) = c.try_wait().expect("wait") {
+                self.controller = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
+    pub fn controller_log(&self) -> String {
+        std::fs::read_to_string(self.dir().join("controller.log")).unwrap_or_default()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.config()
+    }
+
+    pub fn policy_file(&self, pd: &str) -> PathBuf {
+        self.dir()
+            .join(format!("ctl/policies/pd/{}.toml", pd.to_lowercase()))
+    }
+
     /// `kill -9` of the controller's process group.
     pub fn kill_controller(&mut self) {
         if let Some(mut c) = self.controller.take() {
