@@ -12,6 +12,7 @@ if ! command -v systemd-analyze >/dev/null; then
   exit 1
 fi
 [ -x "$BIN" ] || { echo "check-units: $BIN not built" >&2; exit 1; }
+BIN="$(realpath "$BIN")"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 status=0

@@ -10,4 +10,7 @@ if ! python3 -c 'import moto.server, flask' >/dev/null 2>&1; then
 fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The systemd units: systemd-analyze verify and security against the binary.
+cargo build --quiet -p cadang
+bash deploy/check-units.sh target/debug/cadang
 cargo test --workspace --no-fail-fast
