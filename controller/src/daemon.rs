@@ -78,12 +78,20 @@ pub async fn run_with(
         &config.read_file(&config.tls.server_key)?,
     )?;
     let pool_config = config.pool.to_pool_config();
+    // The rolling verification position survives restarts beside the state.
+    let positions = config
+        .resolve(&config.state)
+        .with_extension("verify-positions.json");
     let app = open_app(config, clock.clone(), options.loader)?;
     crate::dispatch::close_orphaned_site_jobs(&app, clock.now())?;
     remember_first_start(&app)?;
     let (pool, results) = match options.runner {
         Some(r) => SiteJobPool::start_with(pool_config, clock.clone(), r),
-        None => SiteJobPool::start(pool_config, clock.clone()),
+        None => SiteJobPool::start_with(
+            pool_config,
+            clock.clone(),
+            Arc::new(crate::engine::CoreRunner::new().with_state_file(positions)),
+        ),
     };
     let pool = Arc::new(pool);
     let stop = app.stopping.subscribe();
