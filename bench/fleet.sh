@@ -5,6 +5,7 @@
 # every-minute backup schedules so jobs fall due all the time.
 #   bash bench/fleet.sh                 # 10,000 agents
 #   AGENTS=1000 STEADY=90 bash bench/fleet.sh
+#   SCHEDULE='*/5 * * * *' STEADY=330 bash bench/fleet.sh   # a lighter schedule
 # Prints the figures as JSON and writes them to bench/work/fleet.json;
 # bench/RESULTS-fleet.md records a run.
 set -euo pipefail
@@ -12,6 +13,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 AGENTS="${AGENTS:-10000}"
 PDS="${PDS:-10}"
 STEADY="${STEADY:-150}"
+SCHEDULE="${SCHEDULE:-* * * * *}"   # every source's backup schedule
 cd "$ROOT"
 cargo build --release --quiet -p cadang -p cadang-fleet-bench
 BIN="$ROOT/target/release/cadang"
@@ -38,18 +40,18 @@ url = "$WORK/onsite"
 url = "$WORK/dr"
 TOML
 
-python3 - "$WORK/ctl/policies" "$AGENTS" "$PDS" <<'PY'
+python3 - "$WORK/ctl/policies" "$AGENTS" "$PDS" "$SCHEDULE" <<'PY'
 import os, sys
-d, n, pds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+d, n, pds, schedule = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 os.makedirs(f"{d}/pd", exist_ok=True)
-open(f"{d}/regency.toml", "w").write('''name = "Kabupaten Bench"
+open(f"{d}/regency.toml", "w").write(f'''name = "Kabupaten Bench"
 zone = "Asia/Jakarta"
 [stores.pusat-data]
 site = "onsite"
 [stores.drc]
 site = "dr"
 [defaults.all]
-schedule = "* * * * *"
+schedule = "{schedule}"
 onsite_store = "pusat-data"
 dr_store = "drc"
 rpo = "26h"
