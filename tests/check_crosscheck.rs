@@ -6,18 +6,15 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
-use std::sync::Arc;
 
-use cadang_core::backend::LocalBackend;
 use cadang_core::index::IndexFile;
 use cadang_core::keys::Credentials;
 use cadang_core::pack::{BlobEntry, BlobKind};
-use cadang_core::session::BackupSession;
-use cadang_core::snapshot::{SnapshotBody, SnapshotMeta, SnapshotStats};
-use cadang_core::tree::{Extent, FileName, Node, NodeKind, Tree};
-use cadang_core::{Id, Repository};
+use cadang_core::tree::{Extent, FileName, Node, NodeKind};
+use cadang_core::Id;
+use common::crafted::commit_tree;
 use common::*;
 use serde_json::Value;
 
@@ -260,50 +257,6 @@ fn node(name: &[u8], kind: NodeKind) -> Node {
         subtree: None,
         target: None,
     }
-}
-
-/// Stores a root tree holding `nodes` (and nothing else) and commits a
-/// snapshot of it with the agent credentials; returns the snapshot id.
-pub fn commit_tree(repo: &Path, creds: &Path, nodes: Vec<Node>) -> String {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async move {
-        let repo = Arc::new(
-            Repository::open(Arc::new(LocalBackend::new(repo.to_path_buf())))
-                .await
-                .unwrap(),
-        );
-        let creds = Credentials::from_json(&fs::read(creds).unwrap()).unwrap();
-        let tree = Tree { nodes }.encode();
-        let root = creds.repo_secret.chunk_id(&tree);
-        let session = Arc::new(BackupSession::start(repo, creds).await.unwrap());
-        let worker = session.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut pack = worker.new_pack(BlobKind::Tree).unwrap();
-            if worker.claim(root) {
-                worker.store(&mut pack, root, &tree).unwrap();
-            }
-            worker.flush(&mut pack).unwrap();
-        })
-        .await
-        .unwrap();
-        let session = Arc::try_unwrap(session).ok().expect("one handle");
-        let meta = SnapshotMeta {
-            host: "crafted".into(),
-            tags: vec![],
-            agent: "crafted".into(),
-        };
-        let body = SnapshotBody {
-            paths: vec![FileName(b"/".to_vec())],
-            tree: root,
-            stdin_command: None,
-            excludes: vec![],
-        };
-        let (id, _) = session
-            .commit(meta, body, SnapshotStats::default())
-            .await
-            .unwrap();
-        id.to_hex()
-    })
 }
 
 /// Names restore refuses (an escaping name, a name listed twice) make the

@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 
 use cadang_testkit::S3Server;
 
+pub mod crafted;
+
 pub const PASSPHRASE: &str = "kata sandi wali data uji";
 
 pub fn bin() -> &'static str {
