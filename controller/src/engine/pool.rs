@@ -301,8 +301,11 @@ async fn run_chain(shared: &Arc<Shared>, job: SiteJob) -> SiteJobResult {
 
 /// `fut`'s output, or `None` if the pool is cancelled first.
 async fn cancellable<F: Future>(cancel: &CancellationToken, fut: F) -> Option<F::Output> {
+    // Biased towards cancellation: when a slot frees because a cancelled
+    // job let go of it, a waiting job must see the shutdown, not the slot.
     tokio::select! {
-        out = fut => Some(out),
+        biased;
         _ = cancel.cancelled() => None,
+        out = fut => Some(out),
     }
 }

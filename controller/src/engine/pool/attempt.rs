@@ -42,6 +42,9 @@ pub(super) async fn run_attempt(shared: &Arc<Shared>, job: &SiteJob) -> AttemptE
     let Some(_slots) = acquire_slots(shared, job).await else {
         return AttemptEnd::Cancelled;
     };
+    if shared.cancel.is_cancelled() {
+        return AttemptEnd::Cancelled;
+    }
     let _running = Running::new(shared);
     attempt_in_task(shared, job).await
 }
