@@ -157,6 +157,7 @@ pub fn open_app(config: Config, clock: Arc<dyn Clock>, loader: PolicyLoader) -> 
         }
     };
     let runbook = state.read(jobs::load_runbook)?;
+    let audit = open_audit(&state, &signing_secret)?;
     Ok(Arc::new(App {
         state,
         config,
@@ -170,7 +171,27 @@ pub fn open_app(config: Config, clock: Arc<dyn Clock>, loader: PolicyLoader) -> 
         metrics: Metrics::new(),
         wake: Notify::new(),
         stopping: watch::channel(false).0,
+        audit,
     }))
+}
+
+/// Entries between signed checkpoints: a cut-off tail is detected against
+/// the last checkpoint, so this bounds how much can go unnoticed.
+pub const AUDIT_CHECKPOINT_EVERY: u64 = 16;
+
+fn open_audit(
+    state: &Arc<State>,
+    signing_secret: &[u8; 32],
+) -> Result<crate::audit::Auditor<Arc<crate::audit::RedbAuditLog>>> {
+    let log = crate::audit::RedbAuditLog::open(state.clone())
+        .map_err(|e| Error::State(format!("the audit log cannot be opened: {e}")))?;
+    let key = crate::report::SigningKey::from_hex(&hex::encode(signing_secret))
+        .map_err(|e| Error::State(e.to_string()))?;
+    Ok(crate::audit::Auditor::new(
+        Arc::new(log),
+        key,
+        AUDIT_CHECKPOINT_EVERY,
+    ))
 }
 
 pub fn read_signing_key(config: &Config) -> Result<[u8; 32]> {

@@ -51,6 +51,9 @@ pub struct App {
     pub wake: Notify,
     /// Becomes true at shutdown: held polls answer at once.
     pub stopping: watch::Sender<bool>,
+    /// The tamper-evident audit log (hash chain in the state file, signed
+    /// checkpoints with the controller's key). Record through [`App::record`].
+    pub audit: crate::audit::Auditor<Arc<crate::audit::RedbAuditLog>>,
 }
 
 /// What the controller knows of an agent only in memory.
@@ -66,6 +69,25 @@ pub struct Live {
 }
 
 impl App {
+    /// Appends an audit entry at the clock's time. An entry that cannot be
+    /// written fails the caller: an action the log does not hold must not
+    /// look done.
+    pub fn record(&self, entry: crate::audit::NewEntry) -> Result<crate::audit::AuditEntry, Error> {
+        self.audit
+            .record(entry, self.clock.now())
+            .map_err(|e| Error::State(format!("the audit log cannot be written: {e}")))
+    }
+
+    /// Appends an audit entry inside the caller's write transaction, so
+    /// the change and its entry commit together.
+    pub fn record_in(
+        &self,
+        txn: &redb::WriteTransaction,
+        entry: crate::audit::NewEntry,
+    ) -> Result<crate::audit::AuditEntry, Error> {
+        self.audit.record_in(txn, entry, self.clock.now())
+    }
+
     pub fn policies(&self) -> Option<Arc<PolicySet>> {
         self.policies
             .read()

@@ -128,18 +128,27 @@ fn to_state(e: AuditError) -> crate::error::Error {
     crate::error::Error::State(e.to_string())
 }
 
+/// Appends inside a write transaction the caller commits: the entry and
+/// the change it records land together or not at all (and many entries
+/// can share one fsync'd commit).
+pub fn append_in(
+    txn: &redb::WriteTransaction,
+    new: NewEntry,
+    time: DateTime<Utc>,
+) -> crate::error::Result<AuditEntry> {
+    let mut table = txn.open_table(AUDIT_ENTRIES)?;
+    let last: Option<AuditEntry> = match table.last()? {
+        Some((k, v)) => Some(decode(k.value(), v.value()).map_err(to_state)?),
+        None => None,
+    };
+    let e = AuditEntry::next(last.as_ref(), new, time);
+    table.insert(e.seq, encode(&e).as_slice())?;
+    Ok(e)
+}
+
 impl AuditLog for RedbAuditLog {
     fn append(&self, new: NewEntry, time: DateTime<Utc>) -> Result<AuditEntry> {
-        Ok(self.state.write(|txn| {
-            let mut table = txn.open_table(AUDIT_ENTRIES)?;
-            let last: Option<AuditEntry> = match table.last()? {
-                Some((k, v)) => Some(decode(k.value(), v.value()).map_err(to_state)?),
-                None => None,
-            };
-            let e = AuditEntry::next(last.as_ref(), new, time);
-            table.insert(e.seq, encode(&e).as_slice())?;
-            Ok(e)
-        })?)
+        Ok(self.state.write(|txn| append_in(txn, new, time))?)
     }
 
     fn last(&self) -> Result<Option<AuditEntry>> {
@@ -216,6 +225,23 @@ impl<L: AuditLog> Auditor<L> {
         if e.seq % self.every == 0 {
             self.log
                 .add_checkpoint(&Checkpoint::sign(&e, time, &self.key))?;
+        }
+        Ok(e)
+    }
+
+    /// Appends inside the caller's write transaction (see [`append_in`]),
+    /// with the checkpoint the K-th entry gets, in the same transaction.
+    pub fn record_in(
+        &self,
+        txn: &redb::WriteTransaction,
+        new: NewEntry,
+        time: DateTime<Utc>,
+    ) -> crate::error::Result<AuditEntry> {
+        let e = append_in(txn, new, time)?;
+        if e.seq % self.every == 0 {
+            let c = Checkpoint::sign(&e, time, &self.key);
+            let mut table = txn.open_table(AUDIT_CHECKPOINTS)?;
+            table.insert(c.seq, encode(&c).as_slice())?;
         }
         Ok(e)
     }
