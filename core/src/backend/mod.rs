@@ -29,6 +29,12 @@ pub enum FileKind {
     Locks,
     /// Prune's marks: packs scheduled for deletion (see `prune`).
     Pending,
+    /// cadang's own documents beside the repository format (signed
+    /// reports, audit segments), in the folder named (it may be nested,
+    /// e.g. `reports/drill-report`). Repository code never reads them and
+    /// replication does not copy them: the controller writes them to both
+    /// sites itself (`docs/format.md` §11, §12).
+    Documents(&'static str),
 }
 
 impl FileKind {
@@ -41,6 +47,7 @@ impl FileKind {
             FileKind::Snapshots => "snapshots",
             FileKind::Locks => "locks",
             FileKind::Pending => "pending",
+            FileKind::Documents(dir) => dir,
         }
     }
 
