@@ -1,0 +1,4 @@
+// The parts of the npm age-encryption package the approval page uses:
+// unwrap the passphrase-wrapped identity (scrypt) and seal the envelope to
+// the agent's X25519 recipient, armored.
+export { Decrypter, Encrypter, armor } from "age-encryption";
