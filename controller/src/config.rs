@@ -28,6 +28,10 @@ pub struct Config {
     /// By the store names the regency policy uses.
     #[serde(default)]
     pub stores: BTreeMap<String, StoreSettings>,
+    /// Single sign-on through an OpenID provider (optional: local accounts
+    /// always work). See `console::oidc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso: Option<SsoSettings>,
     /// The directory relative paths are resolved against (the config's).
     #[serde(skip)]
     pub base: PathBuf,
@@ -57,6 +61,57 @@ impl std::fmt::Debug for StoreSettings {
         f.debug_struct("StoreSettings")
             .field("url", &self.url)
             .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `[sso]`: the regency's OpenID provider. People are matched to cadang
+/// users by the NIP claim; roles are still granted in cadang.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SsoSettings {
+    /// The provider's issuer URL; its discovery document is
+    /// `<issuer>/.well-known/openid-configuration`. HTTPS (plain HTTP only
+    /// for a provider on the loopback interface, as in tests).
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// The ID-token claim holding the civil servant's NIP.
+    #[serde(default = "default_nip_claim")]
+    pub nip_claim: String,
+    /// Where the provider sends the browser back: the console's
+    /// `/console/sso/callback` as people reach it
+    /// (`https://cadang.example.go.id/console/sso/callback`). Register the
+    /// same URL at the provider.
+    pub redirect_url: String,
+    /// Scopes asked for; the NIP claim usually needs its own scope.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// PEM file of the CAs trusted for the provider's HTTPS (default: the
+    /// system bundle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// The label of the console's SSO button (the provider's name).
+    #[serde(default = "default_sso_label")]
+    pub label: String,
+}
+
+fn default_nip_claim() -> String {
+    "nip".into()
+}
+fn default_scopes() -> Vec<String> {
+    vec!["openid".into(), "profile".into(), "email".into()]
+}
+fn default_sso_label() -> String {
+    "SSO".into()
+}
+
+impl std::fmt::Debug for SsoSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SsoSettings")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("nip_claim", &self.nip_claim)
+            .field("redirect_url", &self.redirect_url)
             .finish_non_exhaustive()
     }
 }

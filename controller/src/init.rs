@@ -80,6 +80,7 @@ pub fn init(o: &InitOptions) -> Result<InitOutcome> {
         signing_key: "signing.key".into(),
         pool: PoolSettings::default(),
         stores: Default::default(),
+        sso: None,
         base: o.dir.clone(),
     };
     let text = format!("{}\n{STORES_HELP}", config.to_toml());
