@@ -218,6 +218,8 @@ pub enum JobKind {
         request_id: String,
         envelope: String,
     },
+    /// A restore drill on a drill runner, under the PD's drill grant.
+    Drill(crate::drill::DrillJob),
 }
 
 /// A running job as the agent sees it.
@@ -288,6 +290,13 @@ pub enum ReportKind {
         request_id: String,
         #[serde(default)]
         detail: Option<serde_json::Value>,
+    },
+    /// The end of a restore drill; `result` is absent only when the runner
+    /// could not even start it (the message says why).
+    Drill {
+        drill_id: String,
+        #[serde(default)]
+        result: Option<crate::drill::DrillResult>,
     },
 }
 

@@ -12,6 +12,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod drill;
 pub mod signals;
 pub mod token;
 
