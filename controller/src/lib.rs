@@ -24,6 +24,7 @@ pub mod fleet;
 pub mod init;
 pub mod metrics;
 pub mod policy;
+pub mod publish;
 pub mod rebuild;
 pub mod registration;
 pub mod report;

@@ -13,7 +13,7 @@ pub mod segment;
 pub mod store;
 
 pub use chain::{verify_chain, ChainError, ChainProblem, ChainReport};
-pub use entry::{AuditEntry, Checkpoint, NewEntry, GENESIS_HASH};
+pub use entry::{agent_actor, AuditEntry, Checkpoint, NewEntry, CONTROLLER_ACTOR, GENESIS_HASH};
 pub use segment::Segment;
 pub use store::{AuditLog, Auditor, MemoryAuditLog, RedbAuditLog};
 
