@@ -71,6 +71,7 @@ async fn dispatched_jobs_run_and_their_reports_arrive_once_despite_a_lost_ack() 
             kind: JobKind::Restore {
                 request_id: "rq1".into(),
                 envelope: "sealed".into(),
+                dr_store: None,
             },
             not_after: None,
             due_at: None,

@@ -217,6 +217,11 @@ pub enum JobKind {
     Restore {
         request_id: String,
         envelope: String,
+        /// Read access to the PD's repository at the DR site, for this job
+        /// only: the agent restores from it when its on-site store cannot
+        /// be reached. Never kept by the agent.
+        #[serde(default)]
+        dr_store: Option<StoreAccess>,
     },
     /// A restore drill on a drill runner, under the PD's drill grant.
     Drill(crate::drill::DrillJob),

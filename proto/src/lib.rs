@@ -13,6 +13,7 @@
 pub mod agent;
 pub mod api;
 pub mod drill;
+pub mod restore;
 pub mod signals;
 pub mod token;
 

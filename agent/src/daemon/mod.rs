@@ -10,6 +10,7 @@ pub mod backoff;
 pub mod clock;
 pub mod config;
 pub mod enroll;
+pub mod envelope;
 mod error;
 mod fsutil;
 pub mod guard;
