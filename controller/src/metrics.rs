@@ -143,6 +143,7 @@ impl Metrics {
         let kind = match r.kind {
             ReportKind::Backup { .. } => "backup",
             ReportKind::Restore { .. } => "restore",
+            ReportKind::Drill { .. } => "drill",
         };
         self.job_finished(kind, jobs::outcome_name(r.outcome));
     }

@@ -43,6 +43,9 @@ pub enum WorkKind {
     Restore {
         request_id: String,
     },
+    /// A restore drill (drill runners only): the whole job, so a drill cut
+    /// off by a restart runs again from the ledger.
+    Drill(Box<cadang_proto::drill::DrillJob>),
 }
 
 impl Work {
@@ -50,6 +53,7 @@ impl Work {
         match &self.kind {
             WorkKind::Backup { source, .. } => Some(source),
             WorkKind::Restore { .. } => None,
+            WorkKind::Drill(_) => None,
         }
     }
 
@@ -57,6 +61,7 @@ impl Work {
         match &self.kind {
             WorkKind::Backup { slot, .. } => *slot,
             WorkKind::Restore { .. } => None,
+            WorkKind::Drill(_) => None,
         }
     }
 }

@@ -9,6 +9,7 @@
 pub mod backoff;
 pub mod clock;
 pub mod config;
+pub mod drill;
 pub mod enroll;
 pub mod envelope;
 mod error;

@@ -161,6 +161,7 @@ pub(super) fn work_of(job: Job) -> Work {
     let kind = match job.kind {
         JobKind::Backup { source, slot } => WorkKind::Backup { source, slot },
         JobKind::Restore { request_id, .. } => WorkKind::Restore { request_id },
+        JobKind::Drill(drill) => WorkKind::Drill(Box::new(drill)),
     };
     Work {
         key: format!("job:{}", job.id),
@@ -227,6 +228,7 @@ async fn handle(d: Arc<Daemon>, w: Work) {
             complete(&d, &w, report)
         }
         WorkKind::Backup { source, slot } => backup_work(&d, &w, source, *slot).await,
+        WorkKind::Drill(job) => super::drill::drill_work(&d, &w, job).await,
     };
     lock(&d.accepted).remove(&w.key);
     if let Err(e) = result {
@@ -305,7 +307,7 @@ async fn backup_work(
 
 /// Ledger first, then spool, then the spooled mark: see the ledger's
 /// module comment for why a crash anywhere here is harmless.
-fn complete(d: &Daemon, w: &Work, report: JobReport) -> Result<(), DaemonError> {
+pub(super) fn complete(d: &Daemon, w: &Work, report: JobReport) -> Result<(), DaemonError> {
     match report.outcome {
         Outcome::Succeeded | Outcome::Interrupted => {
             tracing::info!(work = %w.key, outcome = ?report.outcome, report = %report.report_id, message = %report.message, "job ended")

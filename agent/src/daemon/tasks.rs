@@ -128,6 +128,7 @@ fn take_answer(d: &Daemon, response: PollResponse) -> Result<(), DaemonError> {
         let what = match &job.kind {
             JobKind::Backup { source, slot } => format!("backup of {source} (slot {slot:?})"),
             JobKind::Restore { request_id, .. } => format!("restore {request_id}"),
+            JobKind::Drill(drill) => format!("drill {} of PD {}", drill.drill_id, drill.pd),
         };
         tracing::info!(job = %job.id, %what, "job received");
         enqueue(d, work_of(job));

@@ -98,6 +98,7 @@ fn apply_one(
             let (source, slot) = match &r.kind {
                 ReportKind::Backup { source, slot, .. } => (Some(source.clone()), *slot),
                 ReportKind::Restore { .. } => (None, None),
+                ReportKind::Drill { .. } => (None, None),
             };
             let mut j = backup_job(agent, source.as_deref().unwrap_or(""), slot, r.started);
             j.kind = kind_of(r).into();
@@ -158,6 +159,7 @@ fn kind_of(r: &JobReport) -> &'static str {
     match r.kind {
         ReportKind::Backup { .. } => "backup",
         ReportKind::Restore { .. } => "restore",
+        ReportKind::Drill { .. } => "drill",
     }
 }
 
