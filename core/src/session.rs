@@ -265,7 +265,15 @@ async fn upload_loop(
                     let repo = repo.clone();
                     tasks.spawn(async move {
                         let size = p.data.len() as u64;
-                        repo.backend().write(FileKind::Packs, &p.id.to_hex(), p.data).await?;
+                        // Create-only (If-None-Match on S3): an agent never
+                        // needs to replace a pack, so its store credentials
+                        // need not allow it (docs/sites.md). A pack is named
+                        // by the hash of its bytes, so one already there
+                        // under this name (a retried upload) is this pack.
+                        match repo.backend().write_new(FileKind::Packs, &p.id.to_hex(), p.data).await {
+                            Ok(()) | Err(crate::backend::BackendError::AlreadyExists { .. }) => {}
+                            Err(e) => return Err(e.into()),
+                        }
                         Ok(IndexPack { id: p.id, size, blobs: p.blobs })
                     });
                 }

@@ -9,6 +9,7 @@ use anyhow::Result;
 use cadang_agent::{BackupOptions, Progress, Source};
 use clap::Args;
 
+use crate::cmd::interrupt::{self, Ended};
 use crate::ui;
 use crate::RepoArg;
 
@@ -55,7 +56,9 @@ pub struct BackupArgs {
 
 pub async fn run(a: BackupArgs) -> Result<u8> {
     let creds = ui::credentials(&a.credentials)?;
-    let repo = ui::open_repo(&a.repo.repo).await?;
+    // Ctrl-C stops the backup at a safe point through this guard (see interrupt.rs).
+    let store = interrupt::guard(crate::store::open_store(&a.repo.repo)?);
+    let repo = Arc::new(cadang_core::Repository::open(store.clone()).await?);
     let source = match (a.stdin_name, a.stdin_from) {
         (Some(name), Some(command)) => Source::Command { name, command },
         _ if a.paths.is_empty() => {
@@ -107,12 +110,16 @@ pub async fn run(a: BackupArgs) -> Result<u8> {
             }
         })
     });
-    let result = cadang_agent::backup(repo, creds, source, opts, progress).await;
+    let job = async { Ok(cadang_agent::backup(repo, creds, source, opts, progress).await?) };
+    let result = interrupt::until_signal("backup", std::slice::from_ref(&store), job).await;
     if let Some(t) = ticker {
         t.abort();
         eprint!("\r\x1b[K");
     }
-    let summary = result?;
+    let summary = match result? {
+        Ended::Finished(s) => s,
+        Ended::Interrupted(code) => return Ok(code),
+    };
     if a.json {
         ui::print_json(&serde_json::json!({
             "snapshot": summary.snapshot.to_hex(),

@@ -9,6 +9,7 @@ use cadang_core::prune;
 use cadang_policies::retention::{self, Candidate, KeepPolicy};
 use clap::Args;
 
+use crate::cmd::interrupt::{self, Ended};
 use crate::ui;
 use crate::{KeyArgs, RepoArg};
 
@@ -315,8 +316,14 @@ pub struct PruneArgs {
 }
 
 pub async fn prune(a: PruneArgs) -> Result<u8> {
-    let repo = ui::open_repo(&a.repo.repo).await?;
-    let r = prune::prune(&repo).await?;
+    // Ctrl-C stops prune at its next store operation and removes its lock.
+    let store = interrupt::guard(crate::store::open_store(&a.repo.repo)?);
+    let repo = cadang_core::Repository::open(store.clone()).await?;
+    let job = async { Ok(prune::prune(&repo).await?) };
+    let r = match interrupt::until_signal("prune", std::slice::from_ref(&store), job).await? {
+        Ended::Finished(r) => r,
+        Ended::Interrupted(code) => return Ok(code),
+    };
     if a.json {
         ui::print_json(&r)?;
     } else {

@@ -4,6 +4,7 @@ pub mod backup;
 pub mod controller;
 pub mod export;
 pub mod fleet;
+pub mod interrupt;
 pub mod maint;
 pub mod policy;
 pub mod read;

@@ -4,12 +4,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Result};
+use cadang_core::backend::Backend;
 use cadang_core::ratelimit::{parse_rate, RateLimiter};
 use cadang_core::repair;
 use cadang_core::replicate::{self, ReplicateOptions};
 use chrono::{Local, NaiveTime, Timelike};
 use clap::Args;
 
+use crate::cmd::interrupt::{self, Ended};
 use crate::store::{open_store, open_store_paced};
 use crate::ui;
 
@@ -113,7 +115,15 @@ pub async fn replicate(a: ReplicateArgs) -> Result<u8> {
         deadline,
     };
     let started = std::time::Instant::now();
-    let r = replicate::replicate(from, to, &opts).await?;
+    // Ctrl-C stops the copy at its next store operation (replication takes
+    // no lock; a cut leaves files the next run completes).
+    let guards = [interrupt::guard(from), interrupt::guard(to)];
+    let (from, to): (Arc<dyn Backend>, Arc<dyn Backend>) = (guards[0].clone(), guards[1].clone());
+    let job = async { Ok(replicate::replicate(from, to, &opts).await?) };
+    let r = match interrupt::until_signal("replication", &guards, job).await? {
+        Ended::Finished(r) => r,
+        Ended::Interrupted(code) => return Ok(code),
+    };
     let secs = started.elapsed().as_secs_f64();
     let bytes = r.packs.bytes + r.index.bytes + r.snapshots.bytes + r.keys.bytes;
     if a.json {

@@ -137,4 +137,33 @@ impl Backend for StopGuard {
         self.check("a lookup")?;
         self.inner.stat(kind, name).await
     }
+
+    // The retention calls are forwarded too: without them the guard would
+    // answer with the trait's defaults ("unsupported", "not retained") and a
+    // guarded prune or replicate --lock-days would misjudge an Object Lock
+    // store.
+    async fn write_retained(
+        &self,
+        kind: FileKind,
+        name: &str,
+        data: Vec<u8>,
+        until: std::time::SystemTime,
+    ) -> BackendResult<()> {
+        self.check("a write")?;
+        self.inner.write_retained(kind, name, data, until).await
+    }
+
+    async fn check_retention(&self) -> BackendResult<()> {
+        self.check("a lookup")?;
+        self.inner.check_retention().await
+    }
+
+    async fn retained_until(
+        &self,
+        kind: FileKind,
+        name: &str,
+    ) -> BackendResult<Option<std::time::SystemTime>> {
+        self.check("a lookup")?;
+        self.inner.retained_until(kind, name).await
+    }
 }

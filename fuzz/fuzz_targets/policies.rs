@@ -1,0 +1,5 @@
+#![no_main]
+//! libFuzzer target `policies`: see `cadang_fuzz::decoders::policies`.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    cadang_fuzz::decoders::policies(data);
+});

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs every fuzz target (cargo-fuzz, libFuzzer) for SECONDS each, one at a
+# time at the lowest CPU priority, then minimises each corpus back into
+# fuzz/corpus/<target>/. The full run the security report asks for is
+#
+#   SECONDS_PER_TARGET=1800 bash fuzz/run.sh        # >= 30 CPU-minutes each
+#
+#   bash fuzz/run.sh [TARGET...]                     # default: all targets
+#
+# Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`).
+# A crash stops that target's run: its input lands in fuzz/artifacts/<target>/;
+# fix the decoder, then keep the input in fuzz/regressions/<target>/ (the
+# stable test tests/fuzz_corpora.rs replays it from then on).
+# One line per target goes to fuzz/logs/summary.tsv: target, wall s, CPU s,
+# executions, cov, ft, corpus entries, crash (0/1). The corpora are
+# minimised with `cargo fuzz cmin`; seeds are made by fuzz/seed.sh.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here"
+secs=${SECONDS_PER_TARGET:-600}
+all=(pack_trailer blob index snapshot tree config credentials manifest policies wire_poll wire_reports wire_enroll)
+[ $# -gt 0 ] && targets=("$@") || targets=("${all[@]}")
+mkdir -p logs
+[ -d seeds ] || bash seed.sh "$here/../target/debug/cadang"
+
+cargo +nightly fuzz build -O >logs/build.log 2>&1 || { tail -20 logs/build.log; exit 1; }
+for t in "${targets[@]}"; do
+  mkdir -p "corpus/$t" "artifacts/$t" "seeds/$t"
+  log=logs/$t.log
+  # A fresh directory collects what this run finds; corpus/ and seeds/ are
+  # read as starting points. 256 MiB per allocation: a length read from the
+  # input that sizes a buffer before it is checked shows up as a crash.
+  rm -rf "logs/new-$t"; mkdir -p "logs/new-$t"
+  /usr/bin/time -f "%e %U %S" -o "logs/$t.time" nice -n 19 \
+    cargo +nightly fuzz run -O "$t" "logs/new-$t" "corpus/$t" "seeds/$t" -- \
+      -max_total_time="$secs" -timeout=10 -rss_limit_mb=1024 -malloc_limit_mb=256 \
+      -print_final_stats=1 -artifact_prefix="artifacts/$t/" >"$log" 2>&1
+  crash=$?; [ $crash -ne 0 ] && crash=1
+  read -r wall user sys < "logs/$t.time"
+  cpu=$(python3 -c "print(round($user+$sys))")
+  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | awk '{print $2}')
+  last=$(grep -E '^#[0-9]+' "$log" | grep -o 'cov: [0-9]* ft: [0-9]* corp: [0-9]*' | tail -1)
+  cov=$(awk '{print $2}' <<<"$last"); ft=$(awk '{print $4}' <<<"$last"); corp=$(awk '{print $6}' <<<"$last")
+  # Minimise what exists now (old corpus + new finds) into corpus/<t>.
+  rm -rf "logs/min-$t"; mkdir -p "logs/min-$t"
+  cp -n "logs/new-$t"/* "corpus/$t/" 2>/dev/null || true
+  nice -n 19 cargo +nightly fuzz cmin -O "$t" "corpus/$t" -- -rss_limit_mb=1024 -malloc_limit_mb=256 >"logs/cmin-$t.log" 2>&1 || true
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${wall%.*}" "$cpu" "${execs:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$crash" | tee -a logs/summary.tsv
+done
