@@ -1,0 +1,542 @@
+//! Single sign-on: OpenID Connect authorization code flow with PKCE (S256),
+//! state and nonce, the ID token verified against the provider's published
+//! keys. Optional (`[sso]` in controller.toml); local accounts always work.
+//!
+//! Who gets in (roles are always granted in cadang, never by the provider):
+//! - an ID token with the NIP claim signs in the cadang user with that NIP,
+//!   with that user's roles;
+//! - an ID token without an NIP claim can only sign in a cadang user that
+//!   has no NIP and holds no role but auditor, matched by the token's
+//!   verified e-mail address to the user's name. Operators and custodians
+//!   must have an NIP (so they are never matched this way), and an admin
+//!   without an NIP signs in with the local password. Anyone else is
+//!   refused and the refusal is audited.
+//!
+//! Routes: `GET /console/sso/login` (to the provider) and
+//! `GET /console/sso/callback` (back from it). The flow's state travels in
+//! a short-lived cookie bound to this browser (login CSRF).
+
+mod http;
+mod provider;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use sha2::Digest;
+
+use crate::api::App;
+use crate::audit::NewEntry;
+use crate::config::SsoSettings;
+use crate::state::users::UserRecord;
+use crate::state::{sessions, users};
+
+pub use provider::{Discovery, Provider};
+
+pub const LOGIN_PATH: &str = "/console/sso/login";
+pub const CALLBACK_PATH: &str = "/console/sso/callback";
+/// Holds the flow's `state` between the two routes.
+const FLOW_COOKIE: &str = "cadang_sso";
+/// A login must come back from the provider within this.
+const FLOW_MINUTES: i64 = 10;
+/// Logins in flight kept at most (a flood of /login cannot fill memory).
+const MAX_PENDING: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    #[error("single sign-on is not set up right: {0}; fix [sso] in controller.toml and restart the controller")]
+    Setup(String),
+    #[error("the SSO provider at {url} cannot be reached: {message}; check that it runs and that the controller can reach it (proxy, firewall, DNS)")]
+    Unreachable { url: String, message: String },
+    #[error("the SSO provider answered something unusable: {0}")]
+    Provider(String),
+    #[error("the SSO login was refused: its ID token is not valid: {0}")]
+    Token(String),
+    #[error("this SSO login expired or did not start here; start again from the login page")]
+    Flow,
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    NotSetUp(String),
+    #[error("the controller state: {0}")]
+    State(#[from] crate::error::Error),
+}
+
+/// A login in flight, keyed by the SHA-256 of its `state`.
+struct Pending {
+    nonce: String,
+    verifier: String,
+    started: DateTime<Utc>,
+}
+
+/// The SSO side of the console: settings, the provider (discovered on
+/// first use, so the controller starts while the provider is down) and the
+/// logins in flight.
+pub struct Sso {
+    app: Arc<App>,
+    settings: SsoSettings,
+    http: http::Http,
+    provider: tokio::sync::Mutex<Option<Provider>>,
+    pending: Mutex<HashMap<String, Pending>>,
+}
+
+impl Sso {
+    /// `None` when `[sso]` is absent.
+    pub fn from_app(app: Arc<App>) -> Result<Option<Arc<Sso>>, OidcError> {
+        let Some(settings) = app.config.sso.clone() else {
+            return Ok(None);
+        };
+        check_settings(&settings)?;
+        let bundle = match &settings.ca_file {
+            Some(p) => app.config.resolve(p),
+            None => http::SYSTEM_BUNDLE.into(),
+        };
+        let http = http::Http::new(&bundle)?;
+        Ok(Some(Arc::new(Sso {
+            app,
+            settings,
+            http,
+            provider: tokio::sync::Mutex::new(None),
+            pending: Mutex::new(HashMap::new()),
+        })))
+    }
+
+    /// The discovered provider (discovering it now if not yet).
+    async fn provider(&self) -> Result<Provider, OidcError> {
+        let mut slot = self.provider.lock().await;
+        if let Some(p) = slot.as_ref() {
+            return Ok(p.clone());
+        }
+        let p = Provider::discover(&self.http, &self.settings.issuer).await?;
+        *slot = Some(p.clone());
+        Ok(p)
+    }
+
+    /// Stage 1: a fresh state, nonce and PKCE verifier, remembered; the URL
+    /// of the provider's login page and the state for the flow cookie.
+    async fn begin(&self) -> Result<(String, String), OidcError> {
+        let p = self.provider().await?;
+        let state = sessions::random_secret()?;
+        let nonce = sessions::random_secret()?;
+        let verifier = sessions::random_secret()?;
+        let mut url = provider::parse_url(&p.meta.authorization_endpoint)?;
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &self.settings.client_id)
+            .append_pair("redirect_uri", &self.settings.redirect_url)
+            .append_pair("scope", &self.settings.scopes.join(" "))
+            .append_pair("state", &state)
+            .append_pair("nonce", &nonce)
+            .append_pair("code_challenge", &pkce_challenge(&verifier))
+            .append_pair("code_challenge_method", "S256");
+        self.remember(&state, nonce, verifier);
+        Ok((url.to_string(), state))
+    }
+
+    fn remember(&self, state: &str, nonce: String, verifier: String) {
+        let now = self.app.clock.now();
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.retain(|_, p| now - p.started < Duration::minutes(FLOW_MINUTES));
+        if pending.len() >= MAX_PENDING {
+            // Under a flood the oldest logins in flight go first.
+            if let Some(k) = pending
+                .iter()
+                .min_by_key(|(_, p)| p.started)
+                .map(|(k, _)| k.clone())
+            {
+                pending.remove(&k);
+            }
+        }
+        pending.insert(
+            hex::encode(sha2::Sha256::digest(state.as_bytes())),
+            Pending {
+                nonce,
+                verifier,
+                started: now,
+            },
+        );
+    }
+
+    /// Takes the login `state` names, once, if the cookie carries the same
+    /// state and it is recent.
+    fn take(&self, state: &str, cookie: Option<&str>) -> Result<Pending, OidcError> {
+        let same =
+            cookie.is_some_and(|c| provider::constant_time_eq(c.as_bytes(), state.as_bytes()));
+        if !same {
+            return Err(OidcError::Flow);
+        }
+        let key = hex::encode(sha2::Sha256::digest(state.as_bytes()));
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let p = pending.remove(&key).ok_or(OidcError::Flow)?;
+        if self.app.clock.now() - p.started >= Duration::minutes(FLOW_MINUTES) {
+            return Err(OidcError::Flow);
+        }
+        Ok(p)
+    }
+
+    /// Stage 2: the code for tokens (with the PKCE verifier), the ID token
+    /// verified; its claims.
+    async fn redeem(
+        &self,
+        code: &str,
+        pending: &Pending,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, OidcError> {
+        let mut p = self.provider().await?;
+        let url = provider::parse_url(&p.meta.token_endpoint)?;
+        let (status, body) = self
+            .http
+            .post_form(
+                &url,
+                (&self.settings.client_id, &self.settings.client_secret),
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", code),
+                    ("redirect_uri", &self.settings.redirect_url),
+                    ("code_verifier", &pending.verifier),
+                ],
+            )
+            .await?;
+        let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        if status != 200 {
+            return Err(OidcError::Provider(format!(
+                "the token endpoint refused the code (HTTP {status}: {}); if it says invalid_client, check [sso] client_id and client_secret",
+                answer["error_description"].as_str().or(answer["error"].as_str()).unwrap_or("no reason given")
+            )));
+        }
+        let id_token = answer["id_token"].as_str().ok_or_else(|| {
+            OidcError::Provider(
+                "the token answer holds no id_token (is `openid` in [sso] scopes?)".into(),
+            )
+        })?;
+        if !p.knows_key_of(id_token) {
+            // The provider may have rotated its keys since discovery.
+            p.refresh_keys(&self.http).await?;
+            *self.provider.lock().await = Some(p.clone());
+        }
+        p.verify(
+            id_token,
+            &self.settings.client_id,
+            &pending.nonce,
+            self.app.clock.now(),
+        )
+    }
+
+    /// Stage 3: the cadang user, a session, the audit entry, in one commit.
+    fn sign_in(&self, who: &SsoIdentity) -> Result<(String, UserRecord), OidcError> {
+        let now = self.app.clock.now();
+        let all = self.app.state.read(users::all)?;
+        let user = match match_user(&all, who) {
+            Ok(u) => u,
+            Err(reason) => {
+                self.app.record(
+                    NewEntry::new(&who.actor(), "user.login", &who.actor(), "refused").detail(
+                        serde_json::json!({"method": "sso", "sub": who.sub, "reason": reason}),
+                    ),
+                )?;
+                return Err(OidcError::Refused(reason));
+            }
+        };
+        let id = self.app.state.write(|txn| {
+            let (id, _) = sessions::create(txn, &user.name, "sso", now)?;
+            self.app.record_in(
+                txn,
+                NewEntry::new(&user.actor(), "user.login", &user.name, "ok").detail(
+                    serde_json::json!({"method": "sso", "issuer": self.settings.issuer, "sub": who.sub, "roles": user.kinds()}),
+                ),
+            )?;
+            Ok(id)
+        })?;
+        Ok((id, user))
+    }
+}
+
+fn check_settings(s: &SsoSettings) -> Result<(), OidcError> {
+    let issuer = provider::parse_url(&s.issuer)?;
+    http::check_scheme(&issuer).map_err(OidcError::Setup)?;
+    let redirect = provider::parse_url(&s.redirect_url)?;
+    if redirect.path() != CALLBACK_PATH {
+        return Err(OidcError::Setup(format!(
+            "redirect_url must end in {CALLBACK_PATH} (got {})",
+            s.redirect_url
+        )));
+    }
+    if !s.scopes.iter().any(|x| x == "openid") {
+        return Err(OidcError::Setup("scopes must include \"openid\"".into()));
+    }
+    if s.client_id.is_empty() || s.nip_claim.is_empty() {
+        return Err(OidcError::Setup(
+            "client_id and nip_claim must not be empty".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// RFC 7636 S256: BASE64URL(SHA-256(verifier)).
+pub fn pkce_challenge(verifier: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()))
+}
+
+/// What the verified ID token says about the person.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SsoIdentity {
+    pub sub: String,
+    pub nip: Option<String>,
+    /// Only an address the provider marks verified.
+    pub email: Option<String>,
+}
+
+impl SsoIdentity {
+    pub fn from_claims(
+        claims: &serde_json::Map<String, serde_json::Value>,
+        nip_claim: &str,
+    ) -> SsoIdentity {
+        let text = |k: &str| {
+            claims
+                .get(k)
+                .and_then(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .or_else(|| v.as_u64().map(|n| n.to_string()))
+                })
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
+        let verified = claims.get("email_verified").and_then(|v| v.as_bool()) == Some(true);
+        SsoIdentity {
+            sub: text("sub").unwrap_or_default(),
+            nip: text(nip_claim),
+            email: text("email").filter(|_| verified),
+        }
+    }
+
+    /// Who the audit log names for this login.
+    pub fn actor(&self) -> String {
+        self.nip
+            .clone()
+            .or_else(|| self.email.clone())
+            .unwrap_or_else(|| format!("sso:{}", self.sub))
+    }
+}
+
+/// The cadang user this identity signs in, or why nobody.
+pub fn match_user(all: &[UserRecord], who: &SsoIdentity) -> Result<UserRecord, String> {
+    let user = match &who.nip {
+        Some(nip) => {
+            cadang_policies::nip::parse(nip)
+                .map_err(|e| format!("the provider sent NIP {nip:?}, which is not valid ({e}); ask the provider's administrator to correct it"))?;
+            all.iter().find(|u| u.nip.as_deref() == Some(nip.as_str())).cloned().ok_or_else(|| {
+                format!("no cadang user has NIP {nip}; ask a cadang administrator to add you (`cadang user add`)")
+            })?
+        }
+        None => {
+            let email = who.email.as_deref().ok_or_else(|| {
+                "the provider sent neither an NIP nor a verified e-mail address; ask its administrator to release the NIP claim".to_string()
+            })?;
+            let u = all
+                .iter()
+                .find(|u| u.name.eq_ignore_ascii_case(email))
+                .cloned()
+                .ok_or_else(|| {
+                    format!("the provider sent no NIP and no cadang user is named {email}")
+                })?;
+            if u.nip.is_some() || u.roles.iter().any(|r| r.kind() != "auditor") {
+                return Err(format!(
+                    "the provider sent no NIP for {email}; without it only an auditor can sign in by SSO — sign in with your cadang password, or ask the provider's administrator to release the NIP claim"
+                ));
+            }
+            u
+        }
+    };
+    if user.disabled {
+        return Err(format!(
+            "the cadang user {} is disabled; ask a cadang administrator",
+            user.name
+        ));
+    }
+    if user.roles.is_empty() {
+        return Err(format!(
+            "the cadang user {} has no role yet; ask a cadang administrator",
+            user.name
+        ));
+    }
+    Ok(user)
+}
+
+/// What the SSO routes serve from: the set-up provider, or why there is
+/// none (no `[sso]`, or a broken one: the controller still starts, local
+/// accounts work, and the login page says what is wrong).
+pub type SsoSlot = Arc<Result<Arc<Sso>, String>>;
+
+/// The SSO routes (always present, in `api::auth::ROUTES` as public).
+pub fn routes(app: Arc<App>) -> axum::Router<Arc<App>> {
+    use axum::routing::get;
+    let slot: SsoSlot = Arc::new(match Sso::from_app(app) {
+        Ok(Some(sso)) => Ok(sso),
+        Ok(None) => Err("single sign-on is not set up on this controller ([sso] in controller.toml); sign in with your cadang password".into()),
+        Err(e) => {
+            tracing::error!(error = %e, "single sign-on disabled");
+            Err(e.to_string())
+        }
+    });
+    axum::Router::new()
+        .route(LOGIN_PATH, get(login))
+        .route(CALLBACK_PATH, get(callback))
+        .with_state(slot)
+}
+
+/// The label of the login page's SSO button, when SSO is set up.
+pub fn button_label(app: &App) -> Option<String> {
+    app.config.sso.as_ref().map(|s| s.label.clone())
+}
+
+fn ready(slot: &SsoSlot) -> Result<Arc<Sso>, OidcError> {
+    slot.as_ref().clone().map_err(OidcError::NotSetUp)
+}
+
+/// `GET /console/sso/login`: to the provider.
+pub async fn login(State(slot): State<SsoSlot>) -> Response {
+    let begun = match ready(&slot) {
+        Ok(sso) => sso.begin().await,
+        Err(e) => Err(e),
+    };
+    match begun {
+        Ok((url, state)) => (
+            StatusCode::SEE_OTHER,
+            [
+                (header::LOCATION, url),
+                (header::SET_COOKIE, flow_cookie(&state, FLOW_MINUTES * 60)),
+                (header::CACHE_CONTROL, "no-store".into()),
+            ],
+        )
+            .into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CallbackQuery {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// `GET /console/sso/callback`: back from the provider.
+pub async fn callback(
+    State(slot): State<SsoSlot>,
+    headers: HeaderMap,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
+    let finished = match ready(&slot) {
+        Ok(sso) => finish(&sso, &headers, q).await,
+        Err(e) => Err(e),
+    };
+    match finished {
+        Ok((session, _user)) => (
+            StatusCode::SEE_OTHER,
+            [
+                (header::LOCATION, "/console/".to_string()),
+                (header::SET_COOKIE, session_cookie(&session)),
+                (header::SET_COOKIE, flow_cookie("", 0)),
+                (header::CACHE_CONTROL, "no-store".into()),
+            ],
+        )
+            .into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+async fn finish(
+    sso: &Sso,
+    headers: &HeaderMap,
+    q: CallbackQuery,
+) -> Result<(String, UserRecord), OidcError> {
+    let state = q.state.as_deref().unwrap_or_default();
+    let pending = sso.take(state, cookie(headers, FLOW_COOKIE).as_deref())?;
+    if let Some(err) = q.error {
+        return Err(OidcError::Refused(format!(
+            "the SSO provider did not sign you in ({err}: {})",
+            q.error_description.unwrap_or_default()
+        )));
+    }
+    let code = q
+        .code
+        .ok_or_else(|| OidcError::Provider("the provider sent no code".into()))?;
+    let claims = sso.redeem(&code, &pending).await?;
+    let who = SsoIdentity::from_claims(&claims, &sso.settings.nip_claim);
+    sso.sign_in(&who)
+}
+
+/// The session cookie, as the console's own login sets it.
+fn session_cookie(id: &str) -> String {
+    super::session::set_cookie(
+        super::session::SESSION_COOKIE,
+        id,
+        sessions::ABSOLUTE_HOURS * 3600,
+    )
+}
+
+/// `SameSite=Lax`: the provider sends the browser back with a top-level
+/// GET from another site, on which a Strict cookie would not come along.
+fn flow_cookie(state: &str, max_age: i64) -> String {
+    format!("{FLOW_COOKIE}={state}; Path=/console/sso; HttpOnly; Secure; SameSite=Lax; Max-Age={max_age}")
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// A refusal page: what happened (Bahasa Indonesia, then English) and the
+/// way back to the password login.
+fn failure(e: OidcError) -> Response {
+    let status = match &e {
+        OidcError::Refused(_) | OidcError::Token(_) => StatusCode::FORBIDDEN,
+        OidcError::Flow => StatusCode::BAD_REQUEST,
+        OidcError::NotSetUp(_) => StatusCode::NOT_FOUND,
+        OidcError::Unreachable { .. } | OidcError::Provider(_) => StatusCode::BAD_GATEWAY,
+        OidcError::Setup(_) | OidcError::State(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    tracing::warn!(error = %e, "SSO login failed");
+    let msg = escape(&e.to_string());
+    let body = format!(
+        "<!doctype html><html lang=\"id\"><meta charset=\"utf-8\"><title>SSO</title>\
+         <h1>Masuk dengan SSO gagal / SSO sign-in failed</h1><p id=\"sso-error\">{msg}</p>\
+         <p><a href=\"/console/login\">Masuk dengan kata sandi / Sign in with a password</a></p></html>"
+    );
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests;
