@@ -90,7 +90,11 @@ pub async fn run_with(
         None => SiteJobPool::start_with(
             pool_config,
             clock.clone(),
-            Arc::new(crate::engine::CoreRunner::new().with_state_file(positions)),
+            Arc::new(
+                crate::engine::CoreRunner::new()
+                    .with_state_file(positions)
+                    .with_holds(Arc::new(crate::anomaly::StateHolds(app.state.clone()))),
+            ),
         ),
     };
     let pool = Arc::new(pool);

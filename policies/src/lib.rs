@@ -28,6 +28,7 @@ pub mod nip;
 pub mod retention;
 pub mod schedule;
 
+mod anomaly;
 mod drill;
 mod pd;
 mod reader;

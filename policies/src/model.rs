@@ -70,6 +70,8 @@ pub struct PdPolicy {
     /// When forget + prune run at both sites.
     pub retention_schedule: Schedule,
     pub drill: Option<DrillPolicy>,
+    /// `[anomaly]` of the PD (over its defaults).
+    pub anomaly: AnomalyPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +95,33 @@ pub struct SourcePolicy {
     pub schedule: Schedule,
     pub excludes: Vec<String>,
     pub tags: Vec<String>,
+    /// The source's `[hosts.sources.anomaly]` over the PD's.
+    pub anomaly: AnomalyPolicy,
+}
+
+/// Margins of the ransomware early warning (`[anomaly]`); `None` keeps the
+/// controller's built-in value. Shares are fractions (0.02 = 2%).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AnomalyPolicy {
+    /// Clean backups the baseline is computed over.
+    pub history: Option<u32>,
+    /// Clean backups a source needs before its baseline is used (until
+    /// then only the fixed floors apply).
+    pub min_history: Option<u32>,
+    /// MAD-sigmas above the baseline that count as leaving it.
+    pub margin: Option<f64>,
+    /// Lowest share of files turned random in one backup that can flag.
+    pub entropy_share: Option<f64>,
+    /// Lowest share of files renamed to another extension that can flag.
+    pub extension_share: Option<f64>,
+    /// Nights a slow attack is summed over.
+    pub slow_nights: Option<u32>,
+    /// Share of files turned random over `slow_nights` that flags.
+    pub slow_share: Option<f64>,
+    /// Fewer files than this never flag by the share rules.
+    pub min_files: Option<u32>,
+    /// Per-weekday baselines when the data shows a weekly rhythm.
+    pub weekday_rhythm: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,7 +25,7 @@ use std::ops::Range;
 use toml::de::DeTable;
 
 use crate::diagnostic::WithHint;
-use crate::model::{DataGroup, SourceKind, WaliData};
+use crate::model::{AnomalyPolicy, DataGroup, SourceKind, WaliData};
 use crate::nip;
 use crate::reader::{Ctx, Located, Table};
 use crate::schedule::Schedule;
@@ -34,8 +34,8 @@ use crate::suggest;
 
 const IDENTITY_KEYS: [&str; 5] = ["code", "name", "group", "wali_data", "hosts"];
 const HOST_KEYS: [&str; 2] = ["name", "sources"];
-const SOURCE_KEYS: [&str; 7] = [
-    "name", "paths", "exclude", "command", "stream", "schedule", "tags",
+const SOURCE_KEYS: [&str; 8] = [
+    "name", "paths", "exclude", "command", "stream", "schedule", "tags", "anomaly",
 ];
 
 /// A PD file, read; defaults not yet applied.
@@ -61,6 +61,8 @@ pub(crate) struct RawSource {
     pub schedule: Option<Located<Schedule>>,
     pub excludes: Vec<String>,
     pub tags: Vec<String>,
+    /// `[hosts.sources.anomaly]`.
+    pub anomaly: AnomalyPolicy,
 }
 
 pub(crate) fn parse(cx: &mut Ctx, root: &DeTable, root_span: Range<usize>, env: &Env) -> PdFile {
@@ -211,6 +213,9 @@ fn source(cx: &mut Ctx, s: Table, env: &Env) -> Option<RawSource> {
         .strings(cx, "tags")
         .map(|l| l.value.into_iter().map(|t| t.value).collect())
         .unwrap_or_default();
+    let anomaly = settings::sub_table(cx, &s, "anomaly", &crate::anomaly::ANOMALY_KEYS)
+        .map(|a| crate::anomaly::parse(cx, &a))
+        .unwrap_or_default();
     let kind = source_kind(cx, &s)?;
     let excludes = s
         .strings(cx, "exclude")
@@ -223,6 +228,7 @@ fn source(cx: &mut Ctx, s: Table, env: &Env) -> Option<RawSource> {
         schedule,
         excludes,
         tags,
+        anomaly,
     })
 }
 

@@ -95,6 +95,7 @@ pub(crate) fn resolve(
         },
         retention_schedule: retention_schedule?,
         drill: drill?,
+        anomaly: settings.anomaly.clone(),
     })
 }
 
@@ -171,6 +172,7 @@ fn hosts(missing: &mut Missing, pd: &PdFile, settings: &Settings) -> Vec<HostPol
                 schedule,
                 excludes: s.excludes.clone(),
                 tags: s.tags.clone(),
+                anomaly: s.anomaly.over(&settings.anomaly),
             });
         }
         hosts.push(HostPolicy {

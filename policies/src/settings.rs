@@ -10,18 +10,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use crate::anomaly;
 use crate::diagnostic::WithHint;
 use crate::drill::{self, DrillSettings};
 use crate::duration::{parse_bandwidth, parse_duration, parse_percent, parse_window};
 use crate::error::PolicyError;
-use crate::model::{Site, StoreRef, Window};
+use crate::model::{AnomalyPolicy, Site, StoreRef, Window};
 use crate::reader::{Ctx, Located, Table};
 use crate::retention::KeepPolicy;
 use crate::schedule::Schedule;
 use crate::suggest;
 
 /// Keys of [`Settings`] at the top of a PD file or a defaults table.
-pub(crate) const SETTINGS_KEYS: [&str; 10] = [
+pub(crate) const SETTINGS_KEYS: [&str; 11] = [
     "schedule",
     "retention",
     "onsite_store",
@@ -32,6 +33,7 @@ pub(crate) const SETTINGS_KEYS: [&str; 10] = [
     "verification",
     "retention_schedule",
     "drill",
+    "anomaly",
 ];
 
 const RETENTION_KEYS: [&str; 6] = ["last", "hourly", "daily", "weekly", "monthly", "yearly"];
@@ -58,6 +60,7 @@ pub(crate) struct Settings {
     pub read_share: Option<u8>,
     pub retention_schedule: Option<Located<Schedule>>,
     pub drill: DrillSettings,
+    pub anomaly: AnomalyPolicy,
     /// Keys written at this layer (dotted for nested ones), valid or not:
     /// a key that was written but is `None` was invalid and has been
     /// reported, so it must not also be reported missing.
@@ -95,6 +98,7 @@ impl Settings {
                 .retention_schedule
                 .or_else(|| lower.retention_schedule.clone()),
             drill: self.drill.over(&lower.drill),
+            anomaly: self.anomaly.over(&lower.anomaly),
             written: self.written.union(&lower.written).cloned().collect(),
         }
     }
@@ -127,6 +131,9 @@ pub(crate) fn parse(cx: &mut Ctx, t: &Table, env: &Env) -> Settings {
     }
     if let Some(d) = sub_table(cx, t, "drill", &drill::DRILL_KEYS) {
         s.drill = drill::parse(cx, &d, env);
+    }
+    if let Some(a) = sub_table(cx, t, "anomaly", &anomaly::ANOMALY_KEYS) {
+        s.anomaly = anomaly::parse(cx, &a);
     }
     s.written = written_keys(t);
     s

@@ -26,8 +26,12 @@
 //! ```
 
 mod baseline;
+pub mod clear;
+pub mod held;
 mod hold;
+pub mod policy;
 mod rules;
+pub mod service;
 mod words;
 
 use cadang_proto::signals::BackupSignals;
@@ -35,6 +39,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use baseline::{median, Baseline};
+pub use held::{FixedHolds, HeldSource, HoldBook, StateHolds};
 pub use hold::RetentionHold;
 pub use rules::verdict;
 
@@ -55,6 +60,10 @@ pub struct Observation {
 pub struct Thresholds {
     /// Clean backups the baseline is computed over (the most recent ones).
     pub history: usize,
+    /// Clean backups a source needs before its baseline is used; until
+    /// then only the fixed floors below apply (a baseline of one or two
+    /// nights says little, and may only raise the limits).
+    pub min_history: usize,
     /// How far above the median a value must be, in MAD-sigmas, to count
     /// as leaving the baseline. 6 keeps ordinary nights (even busy ones)
     /// inside; the floors below decide when the baseline is near zero.
@@ -101,6 +110,7 @@ impl Default for Thresholds {
     fn default() -> Thresholds {
         Thresholds {
             history: 28,
+            min_history: 1,
             mad_k: 6.0,
             transition_share: 0.02,
             transition_min_files: 10,

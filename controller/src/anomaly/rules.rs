@@ -309,6 +309,9 @@ fn base_of(
     t: &Thresholds,
     f: fn(&Shares) -> f64,
 ) -> Baseline {
+    if clean.len() < t.min_history {
+        return Baseline::default();
+    }
     let samples: Vec<(Weekday, f64)> = clean
         .iter()
         .map(|o| {

@@ -152,6 +152,8 @@ pub async fn reports(
             let mut book = app2.runbook.lock().unwrap_or_else(|p| p.into_inner());
             let mut draft = book.clone();
             let applied = crate::state::reports::apply_reports(txn, &agent2, &reports, &mut draft)?;
+            // ransomware early warning (issue 10): verdicts, holds, `anomaly.flag`
+            crate::anomaly::service::on_reports(&app2, txn, &agent2, &applied.new)?;
             jobs::save_runbook(txn, &draft)?;
             // Memory follows inside the closure, before the commit: should the
             // commit fail, memory is one backup success ahead, which can

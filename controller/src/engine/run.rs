@@ -89,6 +89,9 @@ pub struct CoreRunner {
     positions: Mutex<HashMap<String, String>>,
     /// Where `positions` is kept across restarts (see [`CoreRunner::with_state_file`]).
     state_file: Option<std::path::PathBuf>,
+    /// Ransomware retention holds, asked before retention forgets anything
+    /// (see `maintain.rs`, [`CoreRunner::with_holds`]).
+    holds: Option<Arc<dyn crate::anomaly::HoldBook>>,
 }
 
 impl Default for CoreRunner {
@@ -104,6 +107,7 @@ impl CoreRunner {
             stock_opener: true,
             positions: Mutex::new(HashMap::new()),
             state_file: None,
+            holds: None,
         }
     }
 
@@ -128,6 +132,7 @@ impl CoreRunner {
             stock_opener: false,
             positions: Mutex::new(HashMap::new()),
             state_file: None,
+            holds: None,
         }
     }
 

@@ -10,6 +10,7 @@
 //! batches; losing them costs a minute of "last seen", nothing else.
 
 pub mod agents;
+pub mod anomalies;
 pub mod jobs;
 pub mod pds;
 pub mod reports;
@@ -55,7 +56,7 @@ pub const SNAPSHOTS: JsonTable = TableDefinition::new("snapshots");
 /// Singletons: `runbook`, `job_seq`.
 pub const META: JsonTable = TableDefinition::new("meta");
 
-const ALL: [JsonTable; 14] = [
+const ALL: [JsonTable; 17] = [
     AGENTS,
     AGENT_BY_CERT,
     TOKENS,
@@ -70,6 +71,10 @@ const ALL: [JsonTable; 14] = [
     LAST_RUNS,
     SNAPSHOTS,
     META,
+    // ransomware early warning
+    anomalies::ANOMALY_HISTORY,
+    anomalies::ANOMALY_STATUS,
+    anomalies::ANOMALY_HOLDS,
 ];
 
 pub struct State {

@@ -50,6 +50,7 @@ pub fn pd(code: &str, zone: &str, backup_cron: &str) -> PdPolicy {
                 schedule: schedule(backup_cron, zone),
                 excludes: vec![],
                 tags: vec![],
+                anomaly: Default::default(),
             }],
         }],
         retention: KeepPolicy {
@@ -71,6 +72,7 @@ pub fn pd(code: &str, zone: &str, backup_cron: &str) -> PdPolicy {
         },
         retention_schedule: schedule("0 4 * * 0", zone),
         drill: None,
+        anomaly: Default::default(),
     }
 }
 

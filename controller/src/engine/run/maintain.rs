@@ -1,5 +1,15 @@
 //! The jobs that look after one store: verify, retention, repair.
+//!
+//! Retention honours the ransomware retention holds (issue 10): before it
+//! forgets anything it asks the [`HoldBook`] for the PD's held sources and
+//! keeps, whatever the keep policy says, every snapshot of such a source
+//! taken before the damage began and the flagged snapshots themselves. The
+//! same rule runs at both sites, so the DR copy keeps them too.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::Utc;
 use cadang_core::check::{self, ReadData};
 use cadang_core::prune;
 use cadang_core::repair;
@@ -7,7 +17,68 @@ use cadang_policies::retention::{self, Candidate, KeepPolicy};
 use serde_json::json;
 
 use super::{CoreRunner, JobError, Report};
+use crate::anomaly::{HeldSource, HoldBook};
 use crate::engine::stores::StoreTarget;
+
+impl CoreRunner {
+    /// Retention asks `holds` which sources are under a ransomware hold.
+    pub fn with_holds(mut self, holds: Arc<dyn HoldBook>) -> CoreRunner {
+        self.holds = Some(holds);
+        self
+    }
+
+    fn held_sources(&self, pd: &str) -> Result<Vec<HeldSource>, JobError> {
+        match &self.holds {
+            None => Ok(Vec::new()),
+            Some(book) => book.holds(pd).map_err(|e| {
+                JobError::Transient(format!(
+                    "retention of PD {pd}: the ransomware retention holds cannot be read ({e}); nothing was forgotten"
+                ))
+            }),
+        }
+    }
+}
+
+/// What the holds keep in one repository.
+#[derive(Debug, Default)]
+pub(crate) struct Protected {
+    pub ids: HashSet<cadang_core::Id>,
+    /// `host/source` and how many of its snapshots the hold keeps.
+    pub per_source: Vec<(String, usize)>,
+}
+
+/// Which snapshots the holds keep: per held source, the flagged snapshots,
+/// and every snapshot of the source's group taken before the hold's start.
+/// The group is found through the snapshots the controller knows belong to
+/// the source; when none of them is in the store any more, every snapshot
+/// of the PD before the start is kept (keeping too much is the safe side).
+pub(crate) fn protected(holds: &[HeldSource], list: &[cadang_core::snapshot::Snapshot]) -> Protected {
+    let mut out = Protected::default();
+    for h in holds {
+        let flagged: HashSet<&str> = h.flagged.iter().map(String::as_str).collect();
+        let known: HashSet<&str> = h.known.iter().map(String::as_str).collect();
+        let groups: HashSet<&str> = list
+            .iter()
+            .filter(|s| {
+                let id = s.id.to_hex();
+                flagged.contains(id.as_str()) || known.contains(id.as_str())
+            })
+            .map(|s| s.payload.group.as_str())
+            .collect();
+        let mut n = 0;
+        for s in list {
+            let is_flagged = flagged.contains(s.id.to_hex().as_str());
+            let before = s.payload.time.with_timezone(&Utc) < h.since;
+            let ours = groups.is_empty() || groups.contains(s.payload.group.as_str());
+            if is_flagged || (before && ours) {
+                out.ids.insert(s.id);
+                n += 1;
+            }
+        }
+        out.per_source.push((format!("{}/{}", h.host, h.source), n));
+    }
+    out
+}
 
 impl CoreRunner {
     pub(super) async fn verify(
@@ -87,6 +158,7 @@ impl CoreRunner {
                 "the retention policy of PD {pd} keeps nothing: applied it would forget every snapshot, so nothing was done; fix the PD's retention in its policy file"
             )));
         }
+        let holds = self.held_sources(pd)?;
         let repo = self.open_repo(store, pd).await?;
         let context = format!("retention of PD {pd} in store {}", store.name);
         let (list, damaged) = repo
@@ -101,7 +173,9 @@ impl CoreRunner {
                 group: s.payload.group.clone(),
             })
             .collect();
-        let decisions = retention::apply(keep, &candidates);
+        let mut decisions = retention::apply(keep, &candidates);
+        let held = protected(&holds, &list);
+        let held_back = hold_back(&mut decisions, &held);
         let remove: Vec<_> = decisions.iter().filter(|d| !d.keep).map(|d| d.id).collect();
         let forgot = prune::forget(&repo, &remove)
             .await
@@ -117,7 +191,7 @@ impl CoreRunner {
         } else {
             None
         };
-        Ok(retention_report(
+        let mut report = retention_report(
             pd,
             store,
             keep,
@@ -125,7 +199,9 @@ impl CoreRunner {
             &forgot,
             pruned.as_ref(),
             &damaged,
-        ))
+        );
+        note_holds(&mut report, &held, held_back);
+        Ok(report)
     }
 
     pub(super) async fn repair(
@@ -233,4 +309,39 @@ fn write_atomically(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> 
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, data)?;
     std::fs::rename(&tmp, path)
+}
+
+/// Turns the keep policy's "forget" into "keep" for held snapshots; how
+/// many it saved.
+fn hold_back(decisions: &mut [retention::Decision<cadang_core::Id>], held: &Protected) -> usize {
+    let mut n = 0;
+    for d in decisions.iter_mut().filter(|d| !d.keep) {
+        if held.ids.contains(&d.id) {
+            d.keep = true;
+            d.reasons.push("ransomware retention hold".into());
+            n += 1;
+        }
+    }
+    n
+}
+
+fn note_holds(report: &mut Report, held: &Protected, held_back: usize) {
+    if held.per_source.is_empty() {
+        return;
+    }
+    let sources: Vec<String> = held
+        .per_source
+        .iter()
+        .map(|(s, n)| format!("{s} ({n})"))
+        .collect();
+    report.message.push_str(&format!(
+        "; retention hold (penahanan retensi) after a ransomware flag on {}: {held_back} snapshot(s) the keep policy would have forgotten were kept",
+        sources.join(", ")
+    ));
+    report.detail["held_back"] = json!(held_back);
+    report.detail["holds"] = json!(held
+        .per_source
+        .iter()
+        .map(|(s, n)| json!({ "source": s, "protected": n }))
+        .collect::<Vec<_>>());
 }
