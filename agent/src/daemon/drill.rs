@@ -1,25 +1,618 @@
-//! Restore drills on a drill runner (filled in next).
+//! Restore drills on a drill runner (an agent at the DR site enrolled with
+//! the drill-runner role, whose store access is the DR store, read-only).
+//!
+//! One drill, as a chain of stages: open the custodian's grant (scope
+//! drill, this PD, this runner, not expired) → open the DR repository with
+//! the identity from the grant → restore the chosen snapshot into a fresh
+//! sandbox → verify every restored file against the snapshot (re-hash each
+//! chunk) → run the policy's check → remove the sandbox, wipe the identity,
+//! report. The controller judges the RTO and RPO and signs the report; the
+//! runner measures and says what it saw.
 
-use cadang_proto::agent::{JobReport, Outcome, ReportKind};
-use cadang_proto::drill::DrillJob;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Instant;
 
-use super::ledger::Work;
-use super::run::{complete, Daemon};
+use age::armor::{ArmoredReader, ArmoredWriter, Format};
+use cadang_core::keys::DataIdentity;
+use cadang_core::repository::BlobReader;
+use cadang_core::snapshot::Snapshot;
+use cadang_core::tree::{Extent, NodeKind};
+use cadang_core::Repository;
+use cadang_proto::agent::{JobReport, Outcome, ReportKind, StoreAccess};
+use cadang_proto::drill::{
+    CheckOutcome, DrillCheckSpec, DrillFailure, DrillJob, DrillResult, GrantPayload,
+};
+use zeroize::Zeroizing;
+
+use super::ledger::{Admission, Work};
+use super::run::{complete, lock, Daemon};
+use super::sandbox::{excerpt, PgCluster, Sandbox};
 use super::{runner, DaemonError};
+use crate::{browse, restore};
 
+/// The longest grant envelope accepted.
+const MAX_GRANT_BYTES: usize = 64 * 1024;
+
+// ----- the grant -----
+
+/// Seals a drill grant to the runner's recipient (`age1...`), armored.
+/// Runs on the custodian's machine (`cadang drill grant`).
+pub fn seal_grant(recipient: &str, payload: &GrantPayload) -> Result<String, String> {
+    let recipient = age::x25519::Recipient::from_str(recipient.trim())
+        .map_err(|e| format!("the drill runner's recipient {recipient:?}: {e}"))?;
+    let plain = Zeroizing::new(serde_json::to_vec(payload).map_err(|e| e.to_string())?);
+    let enc = age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let armor =
+        ArmoredWriter::wrap_output(&mut out, Format::AsciiArmor).map_err(|e| e.to_string())?;
+    let mut w = enc.wrap_output(armor).map_err(|e| e.to_string())?;
+    w.write_all(&plain).map_err(|e| e.to_string())?;
+    w.finish()
+        .and_then(|a| a.finish())
+        .map_err(|e| e.to_string())?;
+    String::from_utf8(out).map_err(|e| e.to_string())
+}
+
+/// Opens a grant with the runner's own identity file and checks it allows
+/// this drill. Every refusal is a sentence for the report.
+pub fn open_grant(
+    own_identity_text: &str,
+    armored: &str,
+    job: &DrillJob,
+    runner_host: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<GrantPayload, String> {
+    if armored.len() > MAX_GRANT_BYTES {
+        return Err("the drill grant is larger than any grant `cadang drill grant` makes; the custodian must grant again".into());
+    }
+    let own = super::envelope::own_identity(own_identity_text).map_err(|e| e.to_string())?;
+    let reader = ArmoredReader::new(armored.as_bytes());
+    let dec = age::Decryptor::new_buffered(std::io::BufReader::new(reader)).map_err(|e| {
+        format!("the drill grant is not an armored age file ({e}); the custodian must grant again")
+    })?;
+    let mut r = dec
+        .decrypt(std::iter::once(&own as &dyn age::Identity))
+        .map_err(|e| match e {
+            age::DecryptError::NoMatchingKeys => "the drill grant was sealed to another key (another runner, or this runner enrolled again since); the custodian must grant drills to this runner again".to_string(),
+            e => format!("the drill grant cannot be decrypted ({e}); the custodian must grant again"),
+        })?;
+    let mut plain = Zeroizing::new(Vec::new());
+    r.read_to_end(&mut plain)
+        .map_err(|e| format!("the drill grant cannot be decrypted ({e})"))?;
+    let payload: GrantPayload = serde_json::from_slice(&plain)
+        .map_err(|e| format!("the drill grant holds no valid payload ({e})"))?;
+    payload
+        .allows(&job.pd, runner_host, now)
+        .map_err(|e| e.to_string())?;
+    Ok(payload)
+}
+
+/// Overwrites the identity text before it is freed.
+fn wipe(payload: &mut GrantPayload) {
+    let secret = Zeroizing::new(std::mem::take(&mut payload.identity));
+    drop(secret);
+}
+
+// ----- the job -----
+
+/// Runs one drill job to its report (through the ledger, like a backup).
 pub(super) async fn drill_work(d: &Daemon, w: &Work, job: &DrillJob) -> Result<(), DaemonError> {
-    let now = d.clock.now();
-    let report = JobReport {
+    if *d.stop_jobs.borrow() {
+        return Ok(());
+    }
+    let admission = lock(&d.ledger).admit(w);
+    match admission {
+        Admission::Resend(report) => {
+            lock(&d.spool).append(*report)?;
+            d.reports_ready.notify_one();
+            return Ok(());
+        }
+        Admission::Duplicate => return Ok(()),
+        Admission::Run => {}
+    }
+    lock(&d.ledger).begin(w)?;
+    let started = d.clock.now();
+    tracing::info!(drill = %job.drill_id, pd = %job.pd, snapshot = %job.snapshot, "drill started");
+    let own = std::fs::read_to_string(d.paths.age_identity()).unwrap_or_default();
+    let own = Zeroizing::new(own);
+    let result = match open_grant(&own, &job.envelope, job, &d.config.host, started) {
+        Ok(mut grant) => {
+            let base = std::env::temp_dir();
+            let r = run_drill(&d.env.store, &grant.identity, job, &base).await;
+            wipe(&mut grant);
+            r
+        }
+        Err(detail) => DrillResult {
+            failure: Some(DrillFailure::Grant { detail }),
+            ..Default::default()
+        },
+    };
+    let report = drill_report(w, job, started, d.clock.now(), result);
+    complete(d, w, report)
+}
+
+/// The job's report: failed when the runner saw a failure; the RTO and RPO
+/// verdict is the controller's.
+pub fn drill_report(
+    w: &Work,
+    job: &DrillJob,
+    started: chrono::DateTime<chrono::Utc>,
+    finished: chrono::DateTime<chrono::Utc>,
+    result: DrillResult,
+) -> JobReport {
+    let (outcome, message) = summary(&result);
+    JobReport {
         report_id: runner::report_id(),
         job_id: w.job_id.clone(),
         kind: ReportKind::Drill {
             drill_id: job.drill_id.clone(),
-            result: None,
+            result: Some(result),
         },
-        started: now,
-        finished: now,
-        outcome: Outcome::Failed,
-        message: "drills are not supported by this agent version yet".into(),
+        started,
+        finished,
+        outcome,
+        message,
+    }
+}
+
+fn summary(r: &DrillResult) -> (Outcome, String) {
+    if let Some(f) = &r.failure {
+        let detail = match f {
+            DrillFailure::Grant { detail } => format!("drill grant refused: {detail}"),
+            DrillFailure::DrDamaged { detail } => format!("the DR copy is damaged: {detail}"),
+            DrillFailure::RestoreFailed { detail } => format!("the restore failed: {detail}"),
+        };
+        return (Outcome::Failed, detail);
+    }
+    if !r.mismatches.is_empty() {
+        return (
+            Outcome::Failed,
+            format!(
+                "{} restored file(s) differ from the snapshot",
+                r.mismatches.len()
+            ),
+        );
+    }
+    if r.check.as_ref().is_some_and(|c| !c.passed) {
+        return (Outcome::Failed, "the drill's check failed".into());
+    }
+    (
+        Outcome::Succeeded,
+        format!(
+            "{} files restored and verified in {} s",
+            r.files,
+            r.total_seconds()
+        ),
+    )
+}
+
+/// Restore, verify and check in a fresh sandbox under `base`, which is
+/// removed before returning (also on failure).
+pub async fn run_drill(
+    store: &StoreAccess,
+    identity_text: &str,
+    job: &DrillJob,
+    base: &Path,
+) -> DrillResult {
+    let mut result = DrillResult::default();
+    let sandbox = match Sandbox::create(base, &job.drill_id) {
+        Ok(s) => s,
+        Err(e) => {
+            return failed(
+                result,
+                DrillFailure::RestoreFailed {
+                    detail: e.to_string(),
+                },
+            )
+        }
     };
-    complete(d, w, report)
+    let outcome = restore_verify_check(store, identity_text, job, &sandbox, &mut result).await;
+    if let Err(e) = sandbox.remove() {
+        tracing::warn!(error = %e, "the drill sandbox could not be removed completely");
+    }
+    match outcome {
+        Ok(()) => result,
+        Err(f) => failed(result, f),
+    }
+}
+
+fn failed(mut r: DrillResult, f: DrillFailure) -> DrillResult {
+    r.failure = Some(f);
+    r
+}
+
+async fn restore_verify_check(
+    store: &StoreAccess,
+    identity_text: &str,
+    job: &DrillJob,
+    sandbox: &Sandbox,
+    result: &mut DrillResult,
+) -> Result<(), DrillFailure> {
+    let damaged = |e: String| DrillFailure::DrDamaged { detail: e };
+    let identity = DataIdentity::parse(identity_text).map_err(|e| DrillFailure::Grant {
+        detail: format!("the grant holds no usable identity: {e}"),
+    })?;
+    let repo = open_dr(store).await?;
+    let snap = repo.find_snapshot(&job.snapshot).await.map_err(|e| {
+        damaged(format!(
+            "snapshot {} cannot be read at the DR site: {e}",
+            job.snapshot
+        ))
+    })?;
+    let reader = BlobReader::new(&repo, &identity).await.map_err(|e| {
+        damaged(format!(
+            "the DR repository's index or keys cannot be read: {e}"
+        ))
+    })?;
+
+    let t = Instant::now();
+    let opts = restore::RestoreOptions {
+        target: sandbox.restore_dir(),
+        include: Vec::new(),
+        progress: None,
+    };
+    let summary = restore::restore(&reader, &snap, &opts)
+        .await
+        .map_err(|e| restore_failure(&e))?;
+    result.restore_millis = t.elapsed().as_millis() as u64;
+    result.files = summary.files;
+    result.bytes = summary.bytes;
+    if !summary.errors.is_empty() {
+        let first: Vec<&str> = summary.errors.iter().take(3).map(String::as_str).collect();
+        return Err(damaged(format!(
+            "{} entries could not be restored, e.g. {}",
+            summary.errors.len(),
+            first.join("; ")
+        )));
+    }
+
+    let t = Instant::now();
+    let files = verify(&reader, &snap, &sandbox.restore_dir(), result).await?;
+    result.verify_millis = t.elapsed().as_millis() as u64;
+
+    if let Some(check) = &job.check {
+        let t = Instant::now();
+        let (dir, check) = (sandbox.restore_dir(), check.clone());
+        let root = sandbox.root().to_path_buf();
+        let outcome = tokio::task::spawn_blocking(move || run_check(&check, &root, &dir, &files))
+            .await
+            .map_err(|e| DrillFailure::RestoreFailed {
+                detail: format!("the check stopped: {e}"),
+            })?;
+        result.check_millis = t.elapsed().as_millis() as u64;
+        result.check = Some(outcome);
+    }
+    Ok(())
+}
+
+fn restore_failure(e: &restore::RestoreError) -> DrillFailure {
+    use restore::RestoreError as E;
+    match e {
+        E::Repository(_) | E::DamagedPack { .. } | E::DamagedFile { .. } | E::Tree { .. } => {
+            DrillFailure::DrDamaged {
+                detail: e.to_string(),
+            }
+        }
+        _ => DrillFailure::RestoreFailed {
+            detail: e.to_string(),
+        },
+    }
+}
+
+/// Opens the PD's repository in the DR store with the runner's read-only
+/// access from enrollment.
+async fn open_dr(store: &StoreAccess) -> Result<Repository, DrillFailure> {
+    let creds = match (&store.access_key_id, &store.secret_access_key) {
+        (Some(k), Some(s)) => Some(cadang_s3::StaticCredentials {
+            access_key_id: k.clone(),
+            secret_access_key: s.clone(),
+            session_token: None,
+        }),
+        _ => None,
+    };
+    let backend =
+        cadang_s3::open_store(&store.url, creds).map_err(|e| DrillFailure::RestoreFailed {
+            detail: format!("cannot open the DR store {}: {e}", store.url),
+        })?;
+    Repository::open(backend)
+        .await
+        .map_err(|e| DrillFailure::DrDamaged {
+            detail: format!(
+                "the repository in the DR store {} cannot be opened: {e}",
+                store.url
+            ),
+        })
+}
+
+// ----- verification -----
+
+/// Re-reads every restored regular file and compares each chunk's keyed
+/// hash (and each hole) with the snapshot. Returns the snapshot paths of
+/// the regular files with their restored location, for the check.
+async fn verify(
+    reader: &BlobReader<'_>,
+    snap: &Snapshot,
+    target: &Path,
+    result: &mut DrillResult,
+) -> Result<Vec<(String, PathBuf)>, DrillFailure> {
+    let entries = browse::list(reader, snap)
+        .await
+        .map_err(|e| DrillFailure::DrDamaged {
+            detail: e.to_string(),
+        })?;
+    let mut files = Vec::new();
+    for e in entries
+        .into_iter()
+        .filter(|e| e.node.kind == NodeKind::File)
+    {
+        let shown = String::from_utf8_lossy(&e.path).into_owned();
+        let restored = target.join(String::from_utf8_lossy(&e.path[1..]).as_ref());
+        let lengths: Vec<Option<(Extent, u64)>> = e
+            .node
+            .content
+            .iter()
+            .map(|x| match x {
+                Extent::Chunk(id) => reader
+                    .index
+                    .get(id)
+                    .map(|l| (x.clone(), l.raw_length as u64)),
+                Extent::Hole(n) => Some((x.clone(), *n)),
+            })
+            .collect();
+        result.files_checked += 1;
+        let secret = reader.secret().clone();
+        let path = restored.clone();
+        let size = e.node.size;
+        let problem =
+            tokio::task::spawn_blocking(move || check_file(&path, size, &lengths, &secret))
+                .await
+                .unwrap_or_else(|e| Some(format!("verification stopped: {e}")));
+        if let Some(p) = problem {
+            result.mismatches.push((shown.clone(), p));
+        }
+        files.push((shown, restored));
+    }
+    Ok(files)
+}
+
+/// `None` when the file at `path` is exactly the snapshot's content.
+fn check_file(
+    path: &Path,
+    size: u64,
+    extents: &[Option<(Extent, u64)>],
+    secret: &cadang_core::keys::RepoSecret,
+) -> Option<String> {
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => return Some(format!("missing: {e}")),
+    };
+    let actual = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if actual != size {
+        return Some(format!("size {actual} instead of {size}"));
+    }
+    let mut buf = Vec::new();
+    for (i, x) in extents.iter().enumerate() {
+        let Some((extent, len)) = x else {
+            return Some(format!("chunk {i} is not in the DR index"));
+        };
+        buf.resize(*len as usize, 0);
+        if f.read_exact(&mut buf).is_err() {
+            return Some(format!("shorter than the snapshot (chunk {i})"));
+        }
+        let same = match extent {
+            Extent::Chunk(id) => secret.chunk_id(&buf) == *id,
+            Extent::Hole(_) => buf.iter().all(|b| *b == 0),
+        };
+        if !same {
+            return Some(format!("content hash differs (chunk {i})"));
+        }
+    }
+    None
+}
+
+// ----- the check -----
+
+fn run_check(
+    check: &DrillCheckSpec,
+    sandbox: &Path,
+    dir: &Path,
+    files: &[(String, PathBuf)],
+) -> CheckOutcome {
+    match check {
+        DrillCheckSpec::Command { command } => command_check(command, sandbox, dir, files),
+        DrillCheckSpec::Postgres { stream, query, min } => {
+            postgres_check(stream, query, *min, sandbox, files)
+        }
+    }
+}
+
+fn command_check(
+    command: &str,
+    sandbox: &Path,
+    dir: &Path,
+    files: &[(String, PathBuf)],
+) -> CheckOutcome {
+    let file = files
+        .first()
+        .map(|(_, p)| p.display().to_string())
+        .unwrap_or_default();
+    let line = command
+        .replace("{file}", &shell_quote(&file))
+        .replace("{dir}", &shell_quote(&dir.display().to_string()));
+    let out = std::process::Command::new("/bin/sh")
+        .args(["-c", &line])
+        .current_dir(sandbox)
+        .stdin(std::process::Stdio::null())
+        .output();
+    let (passed, got, text) = match out {
+        Ok(o) => {
+            let mut t = String::from_utf8_lossy(&o.stdout).into_owned();
+            t.push_str(&String::from_utf8_lossy(&o.stderr));
+            (o.status.success(), o.status.to_string(), t)
+        }
+        Err(e) => (false, "did not start".into(), e.to_string()),
+    };
+    CheckOutcome {
+        kind: "command".into(),
+        run: command.into(),
+        expected: "exit 0".into(),
+        got,
+        passed,
+        output_excerpt: excerpt(&text, 20),
+    }
+}
+
+fn postgres_check(
+    stream: &str,
+    query: &str,
+    min: i64,
+    sandbox_root: &Path,
+    files: &[(String, PathBuf)],
+) -> CheckOutcome {
+    let mut outcome = CheckOutcome {
+        kind: "postgres-query".into(),
+        run: query.into(),
+        expected: format!("≥ {min}"),
+        got: String::new(),
+        passed: false,
+        output_excerpt: String::new(),
+    };
+    let wanted = format!("/{stream}");
+    let Some((_, dump)) = files
+        .iter()
+        .find(|(p, _)| *p == wanted || p.ends_with(&wanted))
+    else {
+        outcome.got = "no dump".into();
+        outcome.output_excerpt = format!("the snapshot has no dump stream {stream:?}");
+        return outcome;
+    };
+    let run = || -> Result<(String, String), super::sandbox::SandboxError> {
+        let cluster = PgCluster::start(sandbox_root)?;
+        let restored = cluster.restore(dump)?;
+        let got = cluster.query(query)?;
+        cluster.stop()?;
+        Ok((got, restored))
+    };
+    match run() {
+        Ok((got, restored)) => {
+            let number = got
+                .lines()
+                .next()
+                .and_then(|l| l.trim().parse::<i64>().ok());
+            outcome.passed = number.is_some_and(|n| n >= min);
+            outcome.output_excerpt = excerpt(&format!("{restored}{got}"), 20);
+            outcome.got = got;
+        }
+        Err(e) => {
+            outcome.got = "error".into();
+            outcome.output_excerpt = excerpt(&e.to_string(), 20);
+        }
+    }
+    outcome
+}
+
+/// Single-quotes `s` for `/bin/sh`.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cadang_proto::drill::DRILL_SCOPE;
+
+    fn job() -> DrillJob {
+        DrillJob {
+            drill_id: "d1".into(),
+            pd: "DUKCAPIL".into(),
+            envelope: String::new(),
+            snapshot: "ab".into(),
+            snapshot_time: chrono::Utc::now(),
+            store: "drc".into(),
+            check: None,
+            rto_seconds: 60,
+        }
+    }
+
+    fn grant(runner: &str, not_after: chrono::DateTime<chrono::Utc>) -> GrantPayload {
+        GrantPayload {
+            pd: "DUKCAPIL".into(),
+            runner: runner.into(),
+            scope: DRILL_SCOPE.into(),
+            not_after,
+            identity: "AGE-SECRET-KEY-1X".into(),
+        }
+    }
+
+    #[test]
+    fn a_grant_opens_only_for_its_runner_and_period() {
+        let own = age::x25519::Identity::generate();
+        let own_text = age::secrecy::ExposeSecret::expose_secret(&own.to_string()).to_string();
+        let now = chrono::Utc::now();
+        let sealed = seal_grant(
+            &own.to_public().to_string(),
+            &grant("drc", now + chrono::Duration::days(1)),
+        )
+        .unwrap();
+        assert!(sealed.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"));
+        assert!(!sealed.contains("AGE-SECRET-KEY"));
+        let opened = open_grant(&own_text, &sealed, &job(), "drc", now).unwrap();
+        assert_eq!(opened.identity, "AGE-SECRET-KEY-1X");
+        let other = open_grant(&own_text, &sealed, &job(), "other-runner", now).unwrap_err();
+        assert!(other.contains("runner"), "{other}");
+        let late = open_grant(
+            &own_text,
+            &sealed,
+            &job(),
+            "drc",
+            now + chrono::Duration::days(2),
+        )
+        .unwrap_err();
+        assert!(late.contains("expired"), "{late}");
+        let stranger = age::x25519::Identity::generate();
+        let stranger_text =
+            age::secrecy::ExposeSecret::expose_secret(&stranger.to_string()).to_string();
+        let wrong = open_grant(&stranger_text, &sealed, &job(), "drc", now).unwrap_err();
+        assert!(wrong.contains("another key"), "{wrong}");
+    }
+
+    #[test]
+    fn a_changed_file_is_a_mismatch() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = cadang_core::keys::RepoSecret::generate();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"hello world").unwrap();
+        let extents = vec![
+            Some((Extent::Chunk(secret.chunk_id(b"hello ")), 6)),
+            Some((Extent::Chunk(secret.chunk_id(b"world")), 5)),
+        ];
+        assert_eq!(check_file(&path, 11, &extents, &secret), None);
+        std::fs::write(&path, b"hello World").unwrap();
+        let p = check_file(&path, 11, &extents, &secret).unwrap();
+        assert!(p.contains("content hash differs"), "{p}");
+        std::fs::write(&path, b"hello").unwrap();
+        assert!(check_file(&path, 11, &extents, &secret)
+            .unwrap()
+            .contains("size"));
+        std::fs::remove_file(&path).unwrap();
+        assert!(check_file(&path, 11, &extents, &secret)
+            .unwrap()
+            .contains("missing"));
+    }
+
+    #[test]
+    fn a_command_check_passes_on_exit_zero_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("dump");
+        std::fs::write(&f, b"x").unwrap();
+        let files = vec![("/dump".to_string(), f)];
+        let ok = command_check("test -s {file}", dir.path(), dir.path(), &files);
+        assert!(ok.passed, "{ok:?}");
+        let bad = command_check("echo broken; exit 3", dir.path(), dir.path(), &files);
+        assert!(!bad.passed);
+        assert!(bad.output_excerpt.contains("broken"));
+    }
 }

@@ -18,6 +18,7 @@ pub mod guard;
 pub mod http;
 pub mod ledger;
 mod run;
+pub mod sandbox;
 pub mod runner;
 pub mod schedule;
 pub mod spool;
