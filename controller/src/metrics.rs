@@ -56,6 +56,9 @@ pub struct Metrics {
     outcomes: Family<OutcomeLabels, Counter>,
     queues: Family<QueueLabels, Gauge>,
     connected: Gauge,
+    // ransomware early warning
+    anomaly_flagged: Family<SourceLabels, Gauge>,
+    anomaly_hold: Family<SourceLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -77,6 +80,8 @@ impl Metrics {
             outcomes: Family::default(),
             queues: Family::default(),
             connected: Gauge::default(),
+            anomaly_flagged: Family::default(),
+            anomaly_hold: Family::default(),
         };
         {
             let mut r = m.registry.lock().unwrap_or_else(|p| p.into_inner());
@@ -124,6 +129,16 @@ impl Metrics {
                 "connected_agents",
                 "Agents that polled within the last 90 seconds",
                 m.connected.clone(),
+            );
+            r.register(
+                "anomaly_flagged",
+                "1 when the newest measured backup of a source was flagged as possible ransomware",
+                m.anomaly_flagged.clone(),
+            );
+            r.register(
+                "anomaly_hold_active",
+                "1 while a ransomware retention hold keeps a source's snapshots (until an operator and the Wali Data clear it)",
+                m.anomaly_hold.clone(),
             );
         }
         m
@@ -207,6 +222,37 @@ impl Metrics {
                 .set(n);
         }
         self.connected.set(app.connected_count(now) as i64);
+        self.refresh_anomalies(app)?;
+        Ok(())
+    }
+}
+
+impl Metrics {
+    /// Ransomware early warning: the newest verdict and the hold of every
+    /// measured source (a cleared hold reads 0, so the alert resolves).
+    fn refresh_anomalies(&self, app: &App) -> Result<()> {
+        use crate::state::anomalies;
+        let (statuses, holds) = app.state.read(|txn| {
+            Ok((
+                anomalies::statuses(txn, None)?,
+                anomalies::holds(txn, None)?,
+            ))
+        })?;
+        let labels = |pd: &str, host: &str, source: &str| SourceLabels {
+            pd: pd.into(),
+            host: host.into(),
+            source: source.into(),
+        };
+        for s in &statuses {
+            self.anomaly_flagged
+                .get_or_create(&labels(&s.pd, &s.host, &s.source))
+                .set(i64::from(s.last_flagged));
+        }
+        for h in &holds {
+            self.anomaly_hold
+                .get_or_create(&labels(&h.pd, &h.host, &h.source))
+                .set(i64::from(h.active()));
+        }
         Ok(())
     }
 }

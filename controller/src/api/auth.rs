@@ -112,6 +112,18 @@ pub const ROUTES: &[RouteSpec] = &[
         path: cadang_proto::paths::METRICS,
         access: Access::People(&["admin", "operator", "auditor"]),
     },
+    // ransomware early warning (issue 10): api/anomalies.rs; custodians
+    // see and clear their own PDs only, clearing needs operator + custodian
+    RouteSpec {
+        method: "GET",
+        path: "/api/v1/anomalies",
+        access: Access::People(EVERYONE),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/api/v1/anomalies/clear",
+        access: Access::People(&["admin", "operator", "custodian"]),
+    },
 ];
 
 /// The SHA-256 (hex) of the client certificate the connection presented,

@@ -3,6 +3,7 @@
 //! one table, [`auth::ROUTES`].
 
 pub mod agent;
+pub mod anomalies;
 pub mod auth;
 pub mod openapi;
 pub mod people;
@@ -231,6 +232,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/enroll-tokens", post(people::enroll_token))
         .route(paths::OPENAPI, get(openapi::document))
         .route(paths::METRICS, get(people::metrics))
+        // ransomware early warning (issue 10): controller/src/api/anomalies.rs
+        .merge(anomalies::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::authorise,

@@ -17,6 +17,8 @@ use super::{agent, people, App};
         people::fleet, people::jobs, people::backup_now, people::revoke, people::snapshots,
         people::register_pd, people::reload, people::create_user, people::enroll_token,
         people::metrics, document,
+        // ransomware early warning
+        super::anomalies::list, super::anomalies::clear_hold,
     ),
     modifiers(&Bearer),
 )]
