@@ -66,6 +66,8 @@ enum Command {
     Jobs(cmd::fleet::JobsArgs),
     /// Queue a backup of a host (or one of its sources) now.
     BackupNow(cmd::fleet::BackupNowArgs),
+    /// Ransomware early warning: flagged backups, retention holds, last clean snapshots; `clear` a hold.
+    Anomalies(cmd::anomalies::AnomaliesArgs),
     /// Check policy files, or show when a PD's jobs next run.
     #[command(subcommand)]
     Policy(cmd::policy::PolicyCommand),
@@ -161,6 +163,7 @@ fn main() -> ExitCode {
             Command::Fleet(c) => cmd::fleet::fleet(c).await,
             Command::Jobs(a) => cmd::fleet::jobs(a).await,
             Command::BackupNow(a) => cmd::fleet::backup_now(a).await,
+            Command::Anomalies(a) => cmd::anomalies::run(a).await,
             Command::Policy(c) => cmd::policy::run(c).await,
             Command::Report(c) => cmd::report::run(c).await,
             Command::Audit(c) => cmd::audit::run(c).await,

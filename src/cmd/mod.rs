@@ -1,4 +1,5 @@
 pub mod agent;
+pub mod anomalies;
 pub mod audit;
 pub mod backup;
 pub mod controller;
