@@ -85,6 +85,7 @@ pub async fn run_with(
     let app = open_app(config, clock.clone(), options.loader)?;
     crate::dispatch::close_orphaned_site_jobs(&app, clock.now())?;
     remember_first_start(&app)?;
+    crate::audit::events::started(&app)?;
     let (pool, results) = match options.runner {
         Some(r) => SiteJobPool::start_with(pool_config, clock.clone(), r),
         None => SiteJobPool::start_with(
@@ -106,6 +107,7 @@ pub async fn run_with(
         stop.clone(),
     ));
     let flusher = tokio::spawn(flush_seen_every(app.clone(), stop.clone()));
+    let shipper = tokio::spawn(crate::audit::ship::ship_every(app.clone(), stop.clone()));
     if options.sighup {
         tokio::spawn(reload_on_sighup(app.clone(), stop.clone()));
     }
@@ -127,6 +129,8 @@ pub async fn run_with(
     collector.abort();
     let _ = collector.await;
     flush_seen(&app)?;
+    let _ = shipper.await;
+    crate::audit::events::stopping(&app).await;
     Ok(())
 }
 
@@ -211,6 +215,16 @@ pub fn read_signing_key(config: &Config) -> Result<[u8; 32]> {
 /// Loads the policy directory again; an invalid set is refused with every
 /// located error and the running set stays.
 pub async fn reload_policies(app: &Arc<App>) -> Result<cadang_proto::api::ReloadResponse, ApiErr> {
+    reload_policies_by(app, crate::audit::CONTROLLER_ACTOR).await
+}
+
+/// [`reload_policies`] asked for by `actor` (audit entry `policy.reload`;
+/// a reload the log cannot hold is not done).
+pub async fn reload_policies_by(
+    app: &Arc<App>,
+    actor: &str,
+) -> Result<cadang_proto::api::ReloadResponse, ApiErr> {
+    let previous = app.policies().map(|p| p.fingerprint.clone());
     let dir = app.config.resolve(&app.config.policy_dir);
     let loader = app.loader.clone();
     let d = dir.clone();
@@ -223,6 +237,11 @@ pub async fn reload_policies(app: &Arc<App>) -> Result<cadang_proto::api::Reload
                 fingerprint: set.fingerprint.clone(),
                 pds: set.pds.keys().cloned().collect(),
             };
+            app.record(crate::audit::events::policy_reload(
+                actor,
+                previous.as_deref(),
+                Ok(&response.fingerprint),
+            ))?;
             *app.policies.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(set));
             app.wake.notify_one();
             tracing::info!(fingerprint = %response.fingerprint, "policies reloaded");
@@ -230,6 +249,11 @@ pub async fn reload_policies(app: &Arc<App>) -> Result<cadang_proto::api::Reload
         }
         Err(details) => {
             tracing::error!(dir = %dir.display(), errors = details.len(), "policy reload refused; the running set stays");
+            app.record(crate::audit::events::policy_reload(
+                actor,
+                previous.as_deref(),
+                Err(details.len()),
+            ))?;
             Err(ApiErr {
                 status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
                 error: format!(

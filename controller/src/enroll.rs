@@ -16,17 +16,54 @@ use cadang_proto::agent::{
 };
 use cadang_proto::EnrollmentToken;
 use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
 
 use crate::api::{ApiErr, App};
+use crate::audit::NewEntry;
 use crate::engine::pd_repo_url;
 use crate::error::Error;
 use crate::state::agents::{self, AgentRecord};
 use crate::state::pds::{self, PdRecord};
 use crate::state::tokens::{self, TokenRecord};
 
-/// A new one-time token for `host` in `pd`, stored hashed.
+/// A new one-time token for `host` in `pd`, stored hashed. Offline (the
+/// CLI beside a stopped controller): its audit entry is appended without
+/// a checkpoint, which the controller signs at its next start.
 pub fn issue_token(
     state: &crate::state::State,
+    ca_fingerprint: [u8; 32],
+    host: &str,
+    pd: &str,
+    role: AgentRole,
+    ttl: Duration,
+    now: DateTime<Utc>,
+) -> Result<(EnrollmentToken, DateTime<Utc>), Error> {
+    let record =
+        |txn: &redb::WriteTransaction, e| crate::audit::store::append_in(txn, e, now).map(|_| ());
+    let actor = crate::audit::CONTROLLER_ACTOR;
+    issue_token_by(
+        state,
+        &record,
+        actor,
+        ca_fingerprint,
+        host,
+        pd,
+        role,
+        ttl,
+        now,
+    )
+}
+
+/// How a caller puts an audit entry into the transaction it is handed.
+pub type RecordIn<'a> = &'a dyn Fn(&redb::WriteTransaction, NewEntry) -> Result<(), Error>;
+
+/// [`issue_token`] for `actor`, its `enroll-token.create` entry put into
+/// the token's own transaction by `record`.
+#[allow(clippy::too_many_arguments)]
+pub fn issue_token_by(
+    state: &crate::state::State,
+    record: RecordIn<'_>,
+    actor: &str,
     ca_fingerprint: [u8; 32],
     host: &str,
     pd: &str,
@@ -53,7 +90,13 @@ pub fn issue_token(
         used: None,
         used_by: None,
     };
-    state.write(|txn| tokens::insert(txn, &secret, &rec))?;
+    let entry = NewEntry::new(actor, "enroll-token.create", &format!("{pd}/{host}"), "ok").detail(
+        json!({ "host": host, "pd": pd, "role": role_name(role), "expires": expires, "token": token_ref(&secret) }),
+    );
+    state.write(|txn| {
+        tokens::insert(txn, &secret, &rec)?;
+        record(txn, entry)
+    })?;
     Ok((
         EnrollmentToken {
             secret,
@@ -61,6 +104,42 @@ pub fn issue_token(
         },
         expires,
     ))
+}
+
+/// A token named in the log without its secret: the first 16 hex digits
+/// of the SHA-256 it is stored under.
+fn token_ref(secret: &[u8; 32]) -> String {
+    crate::state::hash_hex(secret)[..16].to_string()
+}
+
+fn role_name(role: AgentRole) -> &'static str {
+    match role {
+        AgentRole::Backup => "backup",
+        AgentRole::DrillRunner => "drill-runner",
+    }
+}
+
+/// An enrollment refused for a real token (used, expired, other host):
+/// an entry, then the refusal. Unknown tokens are not logged: anyone can
+/// send those, and the log must not be fillable from the network.
+fn refused(
+    app: &App,
+    secret: &[u8; 32],
+    token: &TokenRecord,
+    host: &str,
+    why: tokens::TokenRefusal,
+) -> ApiErr {
+    let entry = NewEntry::new(
+        crate::audit::CONTROLLER_ACTOR,
+        "agent.enroll",
+        &format!("{}/{host}", token.pd),
+        "refused",
+    )
+    .detail(json!({ "host": host, "pd": token.pd, "token": token_ref(secret), "reason": why.to_string() }));
+    if let Err(e) = app.record(entry) {
+        tracing::error!(error = %e, "a refused enrollment could not be written to the audit log");
+    }
+    refuse(why)
 }
 
 fn check_name(what: &str, s: &str) -> Result<(), Error> {
@@ -179,16 +258,19 @@ pub async fn enroll(
         .read(|txn| tokens::peek(txn, &secret))?
         .ok_or_else(|| refuse(tokens::TokenRefusal::Unknown))?;
     if let Some(t) = token.used {
-        return Err(refuse(tokens::TokenRefusal::Used(t)));
+        let why = tokens::TokenRefusal::Used(t);
+        return Err(refused(app, &secret, &token, &req.host, why));
     }
     if token.expires <= now {
-        return Err(refuse(tokens::TokenRefusal::Expired(token.expires)));
+        let why = tokens::TokenRefusal::Expired(token.expires);
+        return Err(refused(app, &secret, &token, &req.host, why));
     }
     if token.host != req.host {
-        return Err(refuse(tokens::TokenRefusal::WrongHost {
-            expected: token.host,
-            found: req.host,
-        }));
+        let why = tokens::TokenRefusal::WrongHost {
+            expected: token.host.clone(),
+            found: req.host.clone(),
+        };
+        return Err(refused(app, &secret, &token, &req.host, why));
     }
     let pd: PdRecord = app
         .state
@@ -233,6 +315,7 @@ pub async fn enroll(
         revoked: None,
     };
     let (host, rec) = (req.host.clone(), record.clone());
+    let a = app.clone();
     let consumed = app
         .state
         .write_blocking(move |txn| {
@@ -240,6 +323,7 @@ pub async fn enroll(
             if token.is_ok() {
                 agents::insert(txn, &rec)?;
             }
+            a.record_in(txn, enrolled_entry(&rec, &secret, &token))?;
             Ok(token)
         })
         .await?;
@@ -262,6 +346,22 @@ pub async fn enroll(
         store,
         policy,
     })
+}
+
+/// `agent.enroll` ok (agent id, host, PD, role), or refused when another
+/// enrollment with the same token won the race.
+fn enrolled_entry(
+    rec: &AgentRecord,
+    secret: &[u8; 32],
+    token: &std::result::Result<TokenRecord, tokens::TokenRefusal>,
+) -> NewEntry {
+    let subject = format!("{}/{}", rec.pd, rec.host);
+    let detail = json!({ "agent": rec.id, "host": rec.host, "pd": rec.pd, "role": role_name(rec.role), "token": token_ref(secret) });
+    match token {
+        Ok(_) => NewEntry::new(&crate::audit::agent_actor(&rec.id), "agent.enroll", &subject, "ok").detail(detail),
+        Err(why) => NewEntry::new(crate::audit::CONTROLLER_ACTOR, "agent.enroll", &subject, "refused")
+            .detail(json!({ "host": rec.host, "pd": rec.pd, "token": token_ref(secret), "reason": why.to_string() })),
+    }
 }
 
 fn new_agent_id(host: &str) -> String {

@@ -162,28 +162,37 @@ fn pd_targets(app: &App, pd: &str) -> Result<Vec<(Target, Result<(), String>)>, 
         .collect())
 }
 
-/// Every store in `controller.toml`, at its top; a DR store locks for the
-/// longest `object_lock_days` of the PDs that use it.
+/// Every store in `controller.toml`, at its top.
 fn all_targets(app: &App) -> Vec<(Target, Result<(), String>)> {
-    let set = app.policies();
     app.config
         .stores
         .keys()
-        .map(|name| {
-            let lock_days = set
-                .as_ref()
-                .map(|s| {
-                    s.pds
-                        .values()
-                        .filter(|p| &p.dr_store == name)
-                        .map(|p| p.object_lock_days)
-                        .max()
-                        .unwrap_or(0)
-                })
-                .unwrap_or(0);
-            configured(app, name, lock_days, None)
-        })
+        .map(|name| configured(app, name, top_lock_days(app, name), None))
         .collect()
+}
+
+/// A DR store locks what goes to its top for the longest
+/// `object_lock_days` of the PDs that use it as their DR store.
+fn top_lock_days(app: &App, store: &str) -> u32 {
+    app.policies()
+        .and_then(|s| {
+            s.pds
+                .values()
+                .filter(|p| p.dr_store == store)
+                .map(|p| p.object_lock_days)
+                .max()
+        })
+        .unwrap_or(0)
+}
+
+/// Writes `bytes` as `name` (`cadang-audit/...` or `_regency/...`) at the
+/// top of one configured store: the audit shipper's per-store write.
+pub async fn put_top(app: &App, store: &str, name: &str, bytes: Vec<u8>) -> Result<(), String> {
+    let (dir, file) =
+        split_place(name, &[REGENCY_SUMMARIES, AUDIT_DIR]).map_err(|e| e.to_string())?;
+    let (target, usable) = configured(app, store, top_lock_days(app, store), None);
+    usable?;
+    put_one(&target, dir, file, bytes).await
 }
 
 /// The target of store `name`, or why it cannot be used (carried to the

@@ -74,3 +74,19 @@ pub fn register(
         new: existing.is_none(),
     }))
 }
+
+/// The `pd.register` audit entry: ok (new, or the same repository again),
+/// or refused (another repository). The repository secret never goes in.
+pub fn entry(
+    req: &RegisterPd,
+    actor: &str,
+    result: &std::result::Result<RegisterPdResponse, String>,
+) -> crate::audit::NewEntry {
+    use serde_json::json;
+    match result {
+        Ok(r) => crate::audit::NewEntry::new(actor, "pd.register", &req.pd, "ok")
+            .detail(json!({ "pd": req.pd, "repo_id": req.repo_id, "data_recipient": req.data_recipient, "new": r.new })),
+        Err(reason) => crate::audit::NewEntry::new(actor, "pd.register", &req.pd, "refused")
+            .detail(json!({ "pd": req.pd, "repo_id": req.repo_id, "reason": reason })),
+    }
+}

@@ -124,6 +124,28 @@ pub const ROUTES: &[RouteSpec] = &[
         path: "/api/v1/anomalies/clear",
         access: Access::People(&["admin", "operator", "custodian"]),
     },
+    // audit log and reports (issue 8): api/audit.rs, api/reports.rs;
+    // custodians see their own PDs' entries and reports only
+    RouteSpec {
+        method: "GET",
+        path: "/api/v1/audit",
+        access: Access::People(EVERYONE),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/api/v1/reports",
+        access: Access::People(EVERYONE),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/api/v1/reports/{id}",
+        access: Access::People(EVERYONE),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/api/v1/reports/compliance",
+        access: Access::People(EVERYONE),
+    },
 ];
 
 /// The SHA-256 (hex) of the client certificate the connection presented,

@@ -3,10 +3,12 @@
 //! one table, [`auth::ROUTES`].
 
 pub mod agent;
+pub mod audit;
 pub mod anomalies;
 pub mod auth;
 pub mod openapi;
 pub mod people;
+pub mod reports;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -234,6 +236,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route(paths::METRICS, get(people::metrics))
         // ransomware early warning (issue 10): controller/src/api/anomalies.rs
         .merge(anomalies::routes())
+        // audit log and reports (issue 8): api/audit.rs, api/reports.rs
+        .merge(audit::routes())
+        .merge(reports::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::authorise,

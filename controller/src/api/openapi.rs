@@ -19,6 +19,9 @@ use super::{agent, people, App};
         people::metrics, document,
         // ransomware early warning
         super::anomalies::list, super::anomalies::clear_hold,
+        // audit log and reports
+        super::audit::list, super::reports::compliance, super::reports::list,
+        super::reports::download,
     ),
     modifiers(&Bearer),
 )]

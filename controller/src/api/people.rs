@@ -15,6 +15,9 @@ use cadang_proto::api::{
 use serde::Deserialize;
 
 use super::auth::Caller;
+use crate::audit::events::person_actor;
+use crate::audit::NewEntry;
+use serde_json::json;
 use super::{ApiErr, ApiResult, App};
 use crate::state::jobs::{self, JobFilter, JobRecord};
 use crate::state::users::UserRecord;
@@ -102,9 +105,11 @@ pub async fn jobs(
     responses((status = 200, body = BackupNowResponse), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
 pub async fn backup_now(
     State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
     Path(host): Path<String>,
     Json(req): Json<BackupNowRequest>,
 ) -> ApiResult<BackupNowResponse> {
+    let actor = person_actor(caller.person()?);
     let agent = app
         .state
         .read(|txn| agents::active_for_host(txn, &host))?
@@ -127,6 +132,7 @@ pub async fn backup_now(
     };
     let now = app.clock.now();
     let a = agent.clone();
+    let me = app.clone();
     let (queued, busy) = app
         .state
         .write_blocking(move |txn| {
@@ -137,6 +143,12 @@ pub async fn backup_now(
                     None => busy.push(s),
                 }
             }
+            let subject = format!("{}/{}", a.pd, a.host);
+            me.record_in(
+                txn,
+                NewEntry::new(&actor, "backup.now", &subject, "ok")
+                    .detail(json!({ "agent": a.id, "jobs": queued, "busy": busy })),
+            )?;
             Ok((queued, busy))
         })
         .await?;
@@ -149,13 +161,26 @@ pub async fn backup_now(
     responses((status = 200, body = RevokeResponse), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
 pub async fn revoke(
     State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
     Path(host): Path<String>,
 ) -> ApiResult<RevokeResponse> {
+    let actor = person_actor(caller.person()?);
     let now = app.clock.now();
     let h = host.clone();
+    let me = app.clone();
     let revoked = app
         .state
-        .write_blocking(move |txn| agents::revoke_host(txn, &h, now))
+        .write_blocking(move |txn| {
+            let revoked = agents::revoke_host(txn, &h, now)?;
+            if !revoked.is_empty() {
+                me.record_in(
+                    txn,
+                    NewEntry::new(&actor, "agent.revoke", &h, "ok")
+                        .detail(json!({ "host": h, "agents": revoked })),
+                )?;
+            }
+            Ok(revoked)
+        })
         .await?;
     if revoked.is_empty() {
         return Err(ApiErr::not_found(format!(
@@ -210,9 +235,14 @@ pub async fn register_pd(
     covers(&user, &req.pd)?;
     crate::registration::check(&req).map_err(ApiErr::bad_request)?;
     let now = app.clock.now();
+    let me = app.clone();
     let result = app
         .state
-        .write_blocking(move |txn| crate::registration::register(txn, &req, &user.name, now))
+        .write_blocking(move |txn| {
+            let result = crate::registration::register(txn, &req, &user.name, now)?;
+            me.record_in(txn, crate::registration::entry(&req, &person_actor(&user), &result))?;
+            Ok(result)
+        })
         .await?;
     result
         .map(Json)
@@ -224,8 +254,14 @@ pub async fn register_pd(
         (status = 200, description = "The new set runs", body = ReloadResponse),
         (status = 422, description = "Refused with every located error; the running set stays", body = ApiError),
         (status = 401, body = ApiError), (status = 403, body = ApiError)))]
-pub async fn reload(State(app): State<Arc<App>>) -> ApiResult<ReloadResponse> {
-    crate::daemon::reload_policies(&app).await.map(Json)
+pub async fn reload(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<ReloadResponse> {
+    let actor = person_actor(caller.person()?);
+    crate::daemon::reload_policies_by(&app, &actor)
+        .await
+        .map(Json)
 }
 
 #[utoipa::path(post, path = "/api/v1/users", tag = "people", security(("bearer" = [])),
@@ -234,8 +270,11 @@ pub async fn reload(State(app): State<Arc<App>>) -> ApiResult<ReloadResponse> {
         (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
 pub async fn create_user(
     State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
     Json(req): Json<CreateUser>,
 ) -> ApiResult<CreateUserResponse> {
+    let actor = person_actor(caller.person()?);
+    let role = req.role.kind().to_string();
     let rec = UserRecord {
         name: req.name.trim().to_string(),
         nip: req.nip,
@@ -243,9 +282,19 @@ pub async fn create_user(
         created: app.clock.now(),
     };
     let name = rec.name.clone();
+    let me = app.clone();
     let token = app
         .state
-        .write_blocking(move |txn| users::create(txn, &rec))
+        .write_blocking(move |txn| {
+            let token = users::create(txn, &rec)?;
+            // The token itself never goes into the log.
+            me.record_in(
+                txn,
+                NewEntry::new(&actor, "user.create", &rec.name, "ok")
+                    .detail(json!({ "user": rec.name, "nip": rec.nip, "role": role, "api_token": "issued" })),
+            )?;
+            Ok(token)
+        })
         .await?;
     Ok(Json(CreateUserResponse { name, token }))
 }
@@ -256,11 +305,16 @@ pub async fn create_user(
         (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
 pub async fn enroll_token(
     State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
     Json(req): Json<EnrollTokenRequest>,
 ) -> ApiResult<EnrollTokenResponse> {
     let ttl = chrono::Duration::seconds(req.ttl_seconds.min(i64::MAX as u64) as i64);
-    let (token, expires) = crate::enroll::issue_token(
+    let actor = person_actor(caller.person()?);
+    let record = |txn: &redb::WriteTransaction, e| app.record_in(txn, e).map(|_| ());
+    let (token, expires) = crate::enroll::issue_token_by(
         &app.state,
+        &record,
+        &actor,
         app.ca.fingerprint,
         &req.host,
         &req.pd,

@@ -9,7 +9,9 @@
 
 pub mod chain;
 pub mod entry;
+pub mod events;
 pub mod segment;
+pub mod ship;
 pub mod store;
 
 pub use chain::{verify_chain, ChainError, ChainProblem, ChainReport};

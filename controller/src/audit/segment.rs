@@ -1,6 +1,6 @@
 //! Segments: a run of entries and the signed checkpoint at its end, one
-//! file `audit/<first-seq>-<last-seq>.json` each, written to the stores so
-//! the log is replicated to the DR site and survives the data center.
+//! file `cadang-audit/<first-seq>-<last-seq>.json` each, written to the
+//! stores so the log is at the DR site and survives the data center.
 
 use std::path::Path;
 
@@ -13,8 +13,8 @@ use crate::report::PublicKey;
 
 pub const SEGMENT_FORMAT: &str = "cadang-audit-segment";
 pub const SEGMENT_VERSION: u32 = 1;
-/// The directory segments live in, inside a store.
-pub const SEGMENT_DIR: &str = "audit";
+/// The directory segments live in, at the top of a store.
+pub const SEGMENT_DIR: &str = crate::publish::AUDIT_DIR;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Segment {
@@ -97,20 +97,19 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Segment>> {
         path: dir.display().to_string(),
         message,
     };
-    let mut segments = Vec::new();
+    let mut files = Vec::new();
     for item in std::fs::read_dir(dir).map_err(|e| fail(e.to_string()))? {
         let path = item.map_err(|e| fail(e.to_string()))?.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        if !name.ends_with(".json") {
+        if !name.ends_with(".json") || name.starts_with('.') {
             continue;
         }
         let bytes = std::fs::read(&path).map_err(|e| fail(format!("{name}: {e}")))?;
-        segments.push(Segment::parse(name, &bytes)?);
+        files.push((name.to_string(), bytes));
     }
-    segments.sort_by_key(|s| (s.first_seq, s.last_seq));
-    Ok(segments)
+    parse_all(files)
 }
 
 /// Verifies a directory of segment files as one log: every segment's
@@ -122,9 +121,41 @@ pub fn verify_dir(dir: &Path, key: &PublicKey) -> Result<ChainReport> {
 }
 
 pub fn verify_segments(segments: &[Segment], key: &PublicKey) -> Result<ChainReport> {
-    let entries: Vec<AuditEntry> = segments.iter().flat_map(|s| s.entries.clone()).collect();
     let checkpoints: Vec<Checkpoint> = segments.iter().map(|s| s.checkpoint.clone()).collect();
-    Ok(verify_chain(&entries, &checkpoints, key)?)
+    Ok(verify_chain(&joined_entries(segments), &checkpoints, key)?)
+}
+
+/// The entries of segments (in file order), each once. Segments may
+/// overlap: a shipper that stopped after writing a segment but before
+/// remembering it writes a longer one from the same start next time. An
+/// entry seen again is dropped only when it is identical to the first
+/// copy; any other repeat stays, so the chain check reports it.
+fn joined_entries(segments: &[Segment]) -> Vec<AuditEntry> {
+    let mut seen: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    let mut out: Vec<AuditEntry> = Vec::new();
+    for e in segments.iter().flat_map(|s| s.entries.iter()) {
+        match seen.get(&e.seq) {
+            Some(&i) if out[i] == *e => continue,
+            _ => {
+                seen.entry(e.seq).or_insert(out.len());
+                out.push(e.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Reads every segment file from the documents a store listed
+/// (`(name, bytes)`), skipping what is not a segment (the key file).
+pub fn parse_all(files: Vec<(String, Vec<u8>)>) -> Result<Vec<Segment>> {
+    let mut segments = Vec::new();
+    for (name, bytes) in files {
+        if name.ends_with(".json") {
+            segments.push(Segment::parse(&name, &bytes)?);
+        }
+    }
+    segments.sort_by_key(|s| (s.first_seq, s.last_seq));
+    Ok(segments)
 }
 
 impl Segment {

@@ -106,6 +106,7 @@ impl RedbAuditLog {
         state.write(|txn| {
             txn.open_table(AUDIT_ENTRIES)?;
             txn.open_table(AUDIT_CHECKPOINTS)?;
+            txn.open_table(super::ship::AUDIT_SHIPPED)?;
             Ok(())
         })?;
         Ok(RedbAuditLog { state })

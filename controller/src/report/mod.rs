@@ -12,11 +12,13 @@
 //! Pure: no I/O here, times come from the caller.
 
 pub mod canonical;
+pub mod compliance;
 pub mod drill;
 pub mod html;
 pub mod i18n;
 pub mod pdf;
 pub mod signed;
+pub mod stored;
 pub mod summary;
 pub mod verify;
 pub mod view;
