@@ -18,6 +18,7 @@ pub mod config;
 pub mod daemon;
 pub mod dispatch;
 pub mod engine;
+pub mod drill;
 pub mod enroll;
 pub mod error;
 pub mod fleet;

@@ -43,6 +43,18 @@ pub struct QueueLabels {
     pub queue: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DrillLabels {
+    pub pd: String,
+    /// `passed` or `failed`.
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PdLabels {
+    pub pd: String,
+}
+
 type FGauge = Gauge<f64, AtomicU64>;
 
 pub struct Metrics {
@@ -59,6 +71,9 @@ pub struct Metrics {
     // ransomware early warning
     anomaly_flagged: Family<SourceLabels, Gauge>,
     anomaly_hold: Family<SourceLabels, Gauge>,
+    // restore drills
+    drill_last: Family<DrillLabels, Gauge>,
+    drill_failed: Family<PdLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -82,6 +97,8 @@ impl Metrics {
             connected: Gauge::default(),
             anomaly_flagged: Family::default(),
             anomaly_hold: Family::default(),
+            drill_last: Family::default(),
+            drill_failed: Family::default(),
         };
         {
             let mut r = m.registry.lock().unwrap_or_else(|p| p.into_inner());
@@ -140,8 +157,35 @@ impl Metrics {
                 "1 while a ransomware retention hold keeps a source's snapshots (until an operator and the Wali Data clear it)",
                 m.anomaly_hold.clone(),
             );
+            r.register(
+                "drill_last",
+                "1 for the result (passed or failed) of the PD's newest restore drill, 0 for the other",
+                m.drill_last.clone(),
+            );
+            r.register(
+                "drill_failed",
+                "Restore drills of a PD that failed (verification, check, over the RTO or RPO, DR copy damaged, no grant) since the controller started",
+                m.drill_failed.clone(),
+            );
         }
         m
+    }
+
+    /// A drill of `pd` ended (or could not start).
+    pub fn drill_finished(&self, pd: &str, passed: bool) {
+        for (result, on) in [("passed", passed), ("failed", !passed)] {
+            self.drill_last
+                .get_or_create(&DrillLabels {
+                    pd: pd.into(),
+                    result: result.into(),
+                })
+                .set(i64::from(on));
+        }
+        if !passed {
+            self.drill_failed
+                .get_or_create(&PdLabels { pd: pd.into() })
+                .inc();
+        }
     }
 
     /// Counts a finished job.
