@@ -44,6 +44,9 @@ for t in "${targets[@]}"; do
   # Minimise what exists now (old corpus + new finds) into corpus/<t>.
   rm -rf "logs/min-$t"; mkdir -p "logs/min-$t"
   cp -n "logs/new-$t"/* "corpus/$t/" 2>/dev/null || true
-  nice -n 19 cargo +nightly fuzz cmin -O "$t" "corpus/$t" -- -rss_limit_mb=1024 -malloc_limit_mb=256 >"logs/cmin-$t.log" 2>&1 || true
+  # Set cover over edges only (no hit counters): the smallest corpus that
+  # keeps every covered edge, so the committed corpora stay small.
+  nice -n 19 cargo +nightly fuzz cmin -O "$t" "corpus/$t" -- -set_cover_merge=1 -use_counters=0 \
+    -rss_limit_mb=1024 -malloc_limit_mb=256 >"logs/cmin-$t.log" 2>&1 || true
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${wall%.*}" "$cpu" "${execs:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$crash" | tee -a logs/summary.tsv
 done

@@ -4,7 +4,8 @@
 //!
 //! The signal lands at the backup's most exposed moment, deterministically:
 //! the test hook `CADANG_TEST_HOLD_BEFORE_COMMIT` holds the backup after its
-//! packs and index are written and before its snapshot is.
+//! packs are uploaded and before it commits (its last index, then its
+//! snapshot).
 
 mod common;
 
@@ -135,8 +136,8 @@ fn sigint_mid_backup_releases_the_lock_and_leaves_a_sound_repository() {
         "the running backup holds its lock"
     );
     assert!(
-        !names(&t.repo.join("index")).is_empty(),
-        "held after its packs and index were written"
+        !names(&t.repo.join("packs")).is_empty(),
+        "held after its packs were uploaded"
     );
     signal(&child, libc::SIGINT);
     // Released only once the stop is in force: the backup's next store

@@ -200,7 +200,9 @@ pub async fn forget(a: ForgetArgs) -> Result<u8> {
     if policy.is_empty() {
         anyhow::bail!("no --keep-* option given: that would remove every snapshot. Give at least one, e.g. --keep-daily 7");
     }
-    let repo = ui::open_repo(&a.repo.repo).await?;
+    // The prune that may follow stops at a safe point on Ctrl-C.
+    let store = interrupt::guard(crate::store::open_store(&a.repo.repo)?);
+    let repo = cadang_core::Repository::open(store.clone()).await?;
     let (list, bad) = repo.snapshots().await?;
     for (name, e) in &bad {
         eprintln!("warning: snapshot {name} is damaged and was left alone: {e}");
@@ -221,7 +223,11 @@ pub async fn forget(a: ForgetArgs) -> Result<u8> {
         prune::forget(&repo, &remove).await?
     };
     let prune_report = if a.prune && !a.dry_run {
-        Some(prune::prune(&repo).await?)
+        let job = async { Ok(prune::prune(&repo).await?) };
+        match interrupt::until_signal("prune", std::slice::from_ref(&store), job).await? {
+            Ended::Finished(r) => Some(r),
+            Ended::Interrupted(code) => return Ok(code),
+        }
     } else {
         None
     };
