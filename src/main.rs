@@ -71,6 +71,9 @@ enum Command {
     /// Check policy files, or show when a PD's jobs next run.
     #[command(subcommand)]
     Policy(cmd::policy::PolicyCommand),
+    /// Restore drills: grant them to a drill runner (Wali Data), list them, fetch their signed reports.
+    #[command(subcommand)]
+    Drill(cmd::drill::DrillCommand),
     /// Verify a signed drill report or compliance summary (JSON or PDF) offline, or render it.
     #[command(subcommand)]
     Report(cmd::report::ReportCommand),
@@ -166,6 +169,7 @@ fn main() -> ExitCode {
             Command::Anomalies(a) => cmd::anomalies::run(a).await,
             Command::Policy(c) => cmd::policy::run(c).await,
             Command::Report(c) => cmd::report::run(c).await,
+            Command::Drill(c) => cmd::drill::run(c).await,
             Command::Audit(c) => cmd::audit::run(c).await,
         }
     });

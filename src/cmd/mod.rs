@@ -3,6 +3,7 @@ pub mod anomalies;
 pub mod audit;
 pub mod backup;
 pub mod controller;
+pub mod drill;
 pub mod export;
 pub mod fleet;
 pub mod interrupt;

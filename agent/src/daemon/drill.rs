@@ -91,7 +91,7 @@ pub fn open_grant(
 }
 
 /// Overwrites the identity text before it is freed.
-fn wipe(payload: &mut GrantPayload) {
+pub fn wipe(payload: &mut GrantPayload) {
     let secret = Zeroizing::new(std::mem::take(&mut payload.identity));
     drop(secret);
 }
