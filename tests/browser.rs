@@ -54,8 +54,16 @@ fn hosts(root: &std::path::Path) -> Vec<HostSpec> {
             std::fs::write(files.join("penduduk.csv"), format!("nik,nama\n1,{pd}\n")).unwrap();
             std::fs::write(files.join("catatan.txt"), "arsip\n".repeat(200)).unwrap();
             HostSpec {
-                pd: if pd == "DUKCAPIL" { "DUKCAPIL" } else { "DISDIK" },
-                host: if pd == "DUKCAPIL" { "fs-dukcapil" } else { "fs-disdik" },
+                pd: if pd == "DUKCAPIL" {
+                    "DUKCAPIL"
+                } else {
+                    "DISDIK"
+                },
+                host: if pd == "DUKCAPIL" {
+                    "fs-dukcapil"
+                } else {
+                    "fs-disdik"
+                },
                 sources: format!(
                     "[[hosts.sources]]\nname = \"berkas\"\npaths = [\"{}\"]\n",
                     files.display()
@@ -94,7 +102,13 @@ fn sso_login_through_a_real_provider_in_both_languages() {
             },
         });
         let r = harness::run_script(&c, "sso.mjs", &settings);
-        assert!(r["operator"]["refused"].as_str().unwrap_or_default().contains("NIP"), "{r}");
+        assert!(
+            r["operator"]["refused"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("NIP"),
+            "{r}"
+        );
         // The auditor's export holds every SSO login so far, admitted or
         // refused: per language run two admitted (custodian, auditor)
         // before it reads, one refused (operator) after.

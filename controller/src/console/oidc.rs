@@ -400,6 +400,7 @@ fn ready(slot: &SsoSlot) -> Result<Arc<Sso>, OidcError> {
 }
 
 /// `GET /console/sso/login`: to the provider.
+#[utoipa::path(get, path = "/console/sso/login", tag = "console", responses((status = 303, description = "To the OpenID provider's login page (flow cookie set)"), (status = 404, description = "Single sign-on is not set up"), (status = 502, description = "The provider cannot be reached or answers nonsense")))]
 pub async fn login(State(slot): State<SsoSlot>) -> Response {
     let begun = match ready(&slot) {
         Ok(sso) => sso.begin().await,
@@ -425,6 +426,9 @@ pub struct CallbackQuery {
     code: Option<String>,
     #[serde(default)]
     state: Option<String>,
+    /// RFC 9207: the issuer of this answer, when the provider says it.
+    #[serde(default)]
+    iss: Option<String>,
     #[serde(default)]
     error: Option<String>,
     #[serde(default)]
@@ -432,6 +436,7 @@ pub struct CallbackQuery {
 }
 
 /// `GET /console/sso/callback`: back from the provider.
+#[utoipa::path(get, path = "/console/sso/callback", tag = "console", responses((status = 303, description = "Signed in: session cookie set"), (status = 400, description = "The login expired or did not start in this browser"), (status = 403, description = "Refused: invalid ID token, or no cadang user for this person (audited)")))]
 pub async fn callback(
     State(slot): State<SsoSlot>,
     headers: HeaderMap,
@@ -468,6 +473,15 @@ async fn finish(
             "the SSO provider did not sign you in ({err}: {})",
             q.error_description.unwrap_or_default()
         )));
+    }
+    if let Some(iss) = &q.iss {
+        // An answer from another provider (a mix-up attack) is refused.
+        if iss.trim_end_matches('/') != sso.settings.issuer.trim_end_matches('/') {
+            return Err(OidcError::Refused(format!(
+                "the answer came from issuer {iss:?}, not from the configured {:?}",
+                sso.settings.issuer
+            )));
+        }
     }
     let code = q
         .code

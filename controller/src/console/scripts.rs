@@ -25,6 +25,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
         .route(APPROVE_PATH, get(approve))
 }
 
+#[utoipa::path(get, path = "/console/assets/js/age.js", tag = "console", responses((status = 200, description = "The age-encryption package (gzip when accepted)", content_type = "text/javascript", body = String)))]
 pub async fn age(headers: HeaderMap) -> Response {
     if accepts_gzip(&headers) {
         script(AGE_JS_GZ, Some("gzip"))
@@ -33,6 +34,7 @@ pub async fn age(headers: HeaderMap) -> Response {
     }
 }
 
+#[utoipa::path(get, path = "/console/assets/js/approve.js", tag = "console", responses((status = 200, description = "The browser-side approval script", content_type = "text/javascript", body = String)))]
 pub async fn approve() -> Response {
     script(APPROVE_JS, None)
 }

@@ -87,7 +87,7 @@ fn an_unverified_email_is_not_used() {
 #[test]
 fn pkce_s256_matches_rfc7636_appendix_b() {
     assert_eq!(
-        pkce_challenge("dBjftJeZ4CVP-mJ0kcYVeMaCTdNIVn8dpXUJj1QB1mBgoBFvvVkALA9vZs9w"),
+        pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
         "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
     );
 }
