@@ -128,7 +128,9 @@ pub fn add_people(c: &Cluster, people: &[Person]) {
         }
         args.push("--password-stdin");
         let mut cmd = c.api(&args);
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("cadang user add runs");
         use std::io::Write;
         child
@@ -151,7 +153,10 @@ pub fn add_people(c: &Cluster, people: &[Person]) {
 /// Runs `tests/browser/<script>` with `settings` (a JSON file the script
 /// reads); its `RESULT` line, or the test fails with the script's output.
 pub fn run_script(c: &Cluster, script: &str, settings: &Value) -> Value {
-    let file = c.dir().join(format!("{script}.{}.json", settings["lang"].as_str().unwrap_or("x")));
+    let file = c.dir().join(format!(
+        "{script}.{}.json",
+        settings["lang"].as_str().unwrap_or("x")
+    ));
     std::fs::write(&file, serde_json::to_vec_pretty(settings).unwrap()).unwrap();
     let start = Instant::now();
     let out = Command::new("node")
