@@ -40,7 +40,7 @@ pub fn default_names() -> Vec<String> {
 }
 
 pub fn init(o: &InitOptions) -> Result<InitOutcome> {
-    users::check_user(&o.admin_name, o.admin_nip.as_deref(), &Role::Admin)?;
+    users::check_user(&o.admin_name, o.admin_nip.as_deref(), &[Role::Admin])?;
     let config_path = o.dir.join("controller.toml");
     if config_path.exists() {
         return Err(Error::Exists { path: config_path });
@@ -86,12 +86,12 @@ pub fn init(o: &InitOptions) -> Result<InitOutcome> {
     let text = format!("{}\n{STORES_HELP}", config.to_toml());
     // Stage 3: the state, with the admin user.
     let state = State::open(&o.dir.join("state.redb"))?;
-    let admin = UserRecord {
-        name: o.admin_name.clone(),
-        nip: o.admin_nip.clone(),
-        role: Role::Admin,
-        created: chrono::Utc::now(),
-    };
+    let admin = UserRecord::new(
+        &o.admin_name,
+        o.admin_nip.clone(),
+        vec![Role::Admin],
+        chrono::Utc::now(),
+    );
     let admin_token = state.write(|txn| users::create(txn, &admin))?;
     drop(state);
     std::fs::set_permissions(

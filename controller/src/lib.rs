@@ -15,6 +15,7 @@ pub mod audit;
 pub mod ca;
 pub mod client;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod dispatch;
 pub mod engine;

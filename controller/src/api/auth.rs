@@ -25,6 +25,13 @@ pub enum Access {
     Agent,
     /// A person holding one of these roles.
     People(&'static [&'static str]),
+    /// The console: a person signed in with a session cookie holding one
+    /// of these roles; a POST also needs the session's CSRF token
+    /// (`controller/src/console/session.rs`).
+    Session(&'static [&'static str]),
+    /// No caller identity: the console's login page and its stylesheet.
+    /// A POST here still carries a CSRF token (the login form's own).
+    Public,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -112,6 +119,87 @@ pub const ROUTES: &[RouteSpec] = &[
         path: cadang_proto::paths::METRICS,
         access: Access::People(&["admin", "operator", "auditor"]),
     },
+    // console (controller/src/console/): pages for people signed in with a session
+    RouteSpec {
+        method: "GET",
+        path: "/console/login",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/console/login",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/console/assets/console.css",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/console",
+        access: Access::Session(EVERYONE),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/console/logout",
+        access: Access::Session(EVERYONE),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/console/fleet",
+        access: Access::Session(EVERYONE),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/console/pds/{pd}",
+        access: Access::Session(EVERYONE),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/console/jobs",
+        access: Access::Session(EVERYONE),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/console/jobs/{id}",
+        access: Access::Session(EVERYONE),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/console/restores",
+        access: Access::Session(EVERYONE),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/console/reports",
+        access: Access::Session(EVERYONE),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/console/audit",
+        access: Access::Session(EVERYONE),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/console/audit/export",
+        access: Access::Session(EVERYONE),
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/console/users",
+        access: Access::Session(&["admin"]),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/console/users",
+        access: Access::Session(&["admin"]),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/console/users/{name}",
+        access: Access::Session(&["admin"]),
+    },
     // ransomware early warning (issue 10): api/anomalies.rs; custodians
     // see and clear their own PDs only, clearing needs operator + custodian
     RouteSpec {
@@ -159,6 +247,8 @@ pub enum Caller {
     Enrolling,
     Agent(AgentRecord),
     Person(UserRecord),
+    /// A public console route (login page, stylesheet).
+    Public,
 }
 
 impl Caller {
@@ -197,6 +287,13 @@ pub async fn authorise(State(app): State<Arc<App>>, mut req: Request, next: Next
             agent_caller(&app, fp.as_deref()).map(Caller::Agent)
         }
         Access::People(roles) => person_caller(&app, &req, roles).map(Caller::Person),
+        Access::Public => Ok(Caller::Public),
+        Access::Session(roles) => {
+            return match crate::console::session::authorise(&app, req, roles).await {
+                Ok(req) => next.run(req).await,
+                Err(refusal) => refusal,
+            }
+        }
     };
     match caller {
         Ok(c) => {
@@ -229,6 +326,13 @@ fn agent_caller(app: &App, fingerprint: Option<&str>) -> Result<AgentRecord, Api
 
 fn person_caller(app: &App, req: &Request, roles: &[&str]) -> Result<UserRecord, ApiErr> {
     let unauthorized = |m: &str| ApiErr::new(StatusCode::UNAUTHORIZED, m);
+    // The console's pages and scripts call the API with the session cookie
+    // (POSTs with the X-CSRF-Token header) instead of a bearer token.
+    if req.headers().get(axum::http::header::AUTHORIZATION).is_none() {
+        if let Some(user) = crate::console::session::api_caller(app, req, roles)? {
+            return Ok(user);
+        }
+    }
     let header = req
         .headers()
         .get(axum::http::header::AUTHORIZATION)
@@ -245,11 +349,11 @@ fn person_caller(app: &App, req: &Request, roles: &[&str]) -> Result<UserRecord,
         .state
         .read(|txn| users::by_token(txn, token))?
         .ok_or_else(|| unauthorized("this API token is unknown; ask an administrator for one"))?;
-    if !roles.contains(&user.role.kind()) {
+    if !user.has_any(roles) {
         return Err(ApiErr::forbidden(format!(
             "{} ({}) may not do this; it needs one of: {}",
             user.name,
-            user.role.kind(),
+            user.kinds(),
             roles.join(", ")
         )));
     }

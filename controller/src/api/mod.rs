@@ -234,6 +234,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/enroll-tokens", post(people::enroll_token))
         .route(paths::OPENAPI, get(openapi::document))
         .route(paths::METRICS, get(people::metrics))
+        // console: server-rendered pages (controller/src/console/)
+        .merge(crate::console::routes())
         // ransomware early warning (issue 10): controller/src/api/anomalies.rs
         .merge(anomalies::routes())
         // audit log and reports (issue 8): api/audit.rs, api/reports.rs

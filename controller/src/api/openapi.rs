@@ -17,6 +17,13 @@ use super::{agent, people, App};
         people::fleet, people::jobs, people::backup_now, people::revoke, people::snapshots,
         people::register_pd, people::reload, people::create_user, people::enroll_token,
         people::metrics, document,
+        // console
+        crate::console::login::form, crate::console::login::submit, crate::console::page::stylesheet,
+        crate::console::fleet::home, crate::console::login::logout, crate::console::fleet::page,
+        crate::console::pd::page, crate::console::jobs::list, crate::console::jobs::detail,
+        crate::console::restores::list, crate::console::reports::list, crate::console::audit::page,
+        crate::console::audit::export, crate::console::users::page, crate::console::users::add,
+        crate::console::users::change,
         // ransomware early warning
         super::anomalies::list, super::anomalies::clear_hold,
         // audit log and reports

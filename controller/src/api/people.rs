@@ -24,7 +24,7 @@ use crate::state::users::UserRecord;
 use crate::state::{agents, pds, users};
 
 fn covers(user: &UserRecord, pd: &str) -> Result<(), ApiErr> {
-    if user.role.covers_pd(pd) {
+    if user.covers_pd(pd) {
         Ok(())
     } else {
         Err(ApiErr::forbidden(format!(
@@ -42,7 +42,7 @@ pub async fn fleet(
 ) -> ApiResult<FleetStatus> {
     let user = caller.person()?.clone();
     Ok(Json(crate::fleet::status(&app, |pd| {
-        user.role.covers_pd(pd)
+        user.covers_pd(pd)
     })?))
 }
 
@@ -93,7 +93,7 @@ pub async fn jobs(
     };
     let list = app
         .state
-        .read(|txn| jobs::list(txn, &filter, |pd| user.role.covers_pd(pd)))?;
+        .read(|txn| jobs::list(txn, &filter, |pd| user.covers_pd(pd)))?;
     Ok(Json(JobList {
         jobs: list.iter().map(job_view).collect(),
     }))
@@ -275,12 +275,7 @@ pub async fn create_user(
 ) -> ApiResult<CreateUserResponse> {
     let actor = person_actor(caller.person()?);
     let role = req.role.kind().to_string();
-    let rec = UserRecord {
-        name: req.name.trim().to_string(),
-        nip: req.nip,
-        role: req.role,
-        created: app.clock.now(),
-    };
+    let rec = UserRecord::new(&req.name, req.nip, vec![req.role], app.clock.now());
     let name = rec.name.clone();
     let me = app.clone();
     let token = app

@@ -14,6 +14,7 @@ pub mod anomalies;
 pub mod jobs;
 pub mod pds;
 pub mod reports;
+pub mod sessions;
 pub mod tokens;
 pub mod users;
 
@@ -55,8 +56,10 @@ pub const LAST_RUNS: JsonTable = TableDefinition::new("last_runs");
 pub const SNAPSHOTS: JsonTable = TableDefinition::new("snapshots");
 /// Singletons: `runbook`, `job_seq`.
 pub const META: JsonTable = TableDefinition::new("meta");
+/// SHA-256 of a console session id (hex) → the session.
+pub const SESSIONS: JsonTable = TableDefinition::new("sessions");
 
-const ALL: [JsonTable; 17] = [
+const ALL: [JsonTable; 18] = [
     AGENTS,
     AGENT_BY_CERT,
     TOKENS,
@@ -75,6 +78,7 @@ const ALL: [JsonTable; 17] = [
     anomalies::ANOMALY_HISTORY,
     anomalies::ANOMALY_STATUS,
     anomalies::ANOMALY_HOLDS,
+    SESSIONS,
 ];
 
 pub struct State {
