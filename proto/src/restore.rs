@@ -367,8 +367,8 @@ mod tests {
 
     #[test]
     fn what_is_tagged_and_pipe_is_optional() {
-        let w: RestoreWhat = serde_json::from_str(r#"{"type":"dump","stream":"siak.dump"}"#)
-            .expect("parses");
+        let w: RestoreWhat =
+            serde_json::from_str(r#"{"type":"dump","stream":"siak.dump"}"#).expect("parses");
         assert_eq!(
             w,
             RestoreWhat::Dump {

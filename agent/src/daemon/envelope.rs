@@ -103,7 +103,9 @@ pub fn open(identity: &age::x25519::Identity, armored: &str) -> Result<Opened, E
     // The identity moves out of the plain struct into a wiping secret.
     let identity = SecretString::from(std::mem::take(&mut payload.identity));
     if !identity.expose_secret().starts_with("AGE-SECRET-KEY-") {
-        return Err(EnvelopeError::BadPayload("it holds no data identity".into()));
+        return Err(EnvelopeError::BadPayload(
+            "it holds no data identity".into(),
+        ));
     }
     Ok(Opened { payload, identity })
 }
@@ -115,8 +117,13 @@ fn decrypt(
     if armored.len() > MAX_ENVELOPE_BYTES {
         return Err(EnvelopeError::TooLarge(armored.len()));
     }
-    if !armored.trim_start().starts_with("-----BEGIN AGE ENCRYPTED FILE-----") {
-        return Err(EnvelopeError::NotArmored("no BEGIN AGE ENCRYPTED FILE line".into()));
+    if !armored
+        .trim_start()
+        .starts_with("-----BEGIN AGE ENCRYPTED FILE-----")
+    {
+        return Err(EnvelopeError::NotArmored(
+            "no BEGIN AGE ENCRYPTED FILE line".into(),
+        ));
     }
     let reader = ArmoredReader::new(armored.as_bytes());
     let dec = age::Decryptor::new_buffered(std::io::BufReader::new(reader))
@@ -248,7 +255,13 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("rr-A"), "{err}");
         assert!(matches!(
-            check(&p, &Expected { pd: "BAPPEDA", ..ok }),
+            check(
+                &p,
+                &Expected {
+                    pd: "BAPPEDA",
+                    ..ok
+                }
+            ),
             Err(EnvelopeError::Mismatch { field: "PD", .. })
         ));
         assert!(matches!(

@@ -42,6 +42,14 @@ pub enum WorkKind {
     },
     Restore {
         request_id: String,
+        /// The armored envelope (sealed to this agent's key).
+        #[serde(default)]
+        envelope: String,
+        /// DR read access for this job: kept in memory only, never in the
+        /// ledger file (a restore cut off by a restart is refused anyway:
+        /// its envelope was used).
+        #[serde(skip)]
+        dr_store: Option<cadang_proto::agent::StoreAccess>,
     },
     /// A restore drill (drill runners only): the whole job, so a drill cut
     /// off by a restart runs again from the ledger.

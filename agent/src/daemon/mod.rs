@@ -17,6 +17,7 @@ mod fsutil;
 pub mod guard;
 pub mod http;
 pub mod ledger;
+pub mod restore_job;
 mod run;
 pub mod sandbox;
 pub mod runner;

@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use cadang_proto::agent::{AgentPolicy, Job, JobKind, JobReport, Outcome, ReportKind, StoreAccess};
+use cadang_proto::agent::{AgentPolicy, Job, JobKind, JobReport, Outcome, StoreAccess};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 
@@ -160,7 +160,15 @@ pub(super) fn enqueue(d: &Daemon, w: Work) {
 pub(super) fn work_of(job: Job) -> Work {
     let kind = match job.kind {
         JobKind::Backup { source, slot } => WorkKind::Backup { source, slot },
-        JobKind::Restore { request_id, .. } => WorkKind::Restore { request_id },
+        JobKind::Restore {
+            request_id,
+            envelope,
+            dr_store,
+        } => WorkKind::Restore {
+            request_id,
+            envelope,
+            dr_store,
+        },
         JobKind::Drill(drill) => WorkKind::Drill(Box::new(drill)),
     };
     Work {
@@ -210,23 +218,8 @@ async fn stop(d: &Daemon, jobs: &mut JoinSet<()>, tasks: &mut JoinSet<Result<(),
 /// Runs one piece of work to its report.
 async fn handle(d: Arc<Daemon>, w: Work) {
     let result = match &w.kind {
-        WorkKind::Restore { request_id } => {
-            let now = d.clock.now();
-            let report = JobReport {
-                report_id: runner::report_id(),
-                job_id: w.job_id.clone(),
-                kind: ReportKind::Restore {
-                    request_id: request_id.clone(),
-                    detail: None,
-                },
-                started: now,
-                finished: now,
-                outcome: Outcome::Failed,
-                message: "restores are not supported by this agent version; upgrade the agent"
-                    .into(),
-            };
-            complete(&d, &w, report)
-        }
+        // restores (issue 8): daemon/restore_job.rs
+        WorkKind::Restore { .. } => super::restore_job::restore_work(&d, &w).await,
         WorkKind::Backup { source, slot } => backup_work(&d, &w, source, *slot).await,
         WorkKind::Drill(job) => super::drill::drill_work(&d, &w, job).await,
     };

@@ -56,7 +56,11 @@ pub fn wire_job(app: &App, job: &JobRecord) -> Option<Job> {
 
 /// After a poll handed jobs to `agent`: each restore among them is now
 /// running on the agent; records `envelope.deliver`.
-pub async fn delivered(app: &Arc<App>, agent: &AgentRecord, jobs: &[Job]) -> crate::error::Result<()> {
+pub async fn delivered(
+    app: &Arc<App>,
+    agent: &AgentRecord,
+    jobs: &[Job],
+) -> crate::error::Result<()> {
     let handed: Vec<(String, String)> = jobs
         .iter()
         .filter_map(|j| match &j.kind {
@@ -115,11 +119,20 @@ pub fn on_reports(
         }
         let report: Option<RestoreReport> =
             detail.clone().and_then(|d| serde_json::from_value(d).ok());
-        let ok = r.outcome == Outcome::Succeeded && report.as_ref().is_some_and(RestoreReport::clean);
-        rec.request.state = if ok { RestoreState::Done } else { RestoreState::Failed };
+        let ok =
+            r.outcome == Outcome::Succeeded && report.as_ref().is_some_and(RestoreReport::clean);
+        rec.request.state = if ok {
+            RestoreState::Done
+        } else {
+            RestoreState::Failed
+        };
         rec.request.finished = Some(r.finished);
         rec.request.message = if r.message.is_empty() {
-            if ok { "restored and verified".into() } else { "the restore failed".into() }
+            if ok {
+                "restored and verified".into()
+            } else {
+                "the restore failed".into()
+            }
         } else {
             r.message.clone()
         };
@@ -129,8 +142,13 @@ pub fn on_reports(
         let action = if ok { "restore.done" } else { "restore.failed" };
         app.record_in(
             txn,
-            NewEntry::new(&agent_actor(&agent.id), action, request_id, if ok { "ok" } else { "failed" })
-                .detail(summary(&rec.request.pd, r, report.as_ref())),
+            NewEntry::new(
+                &agent_actor(&agent.id),
+                action,
+                request_id,
+                if ok { "ok" } else { "failed" },
+            )
+            .detail(summary(&rec.request.pd, r, report.as_ref())),
         )?;
     }
     Ok(())

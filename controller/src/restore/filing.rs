@@ -25,9 +25,15 @@ use crate::state::users::UserRecord;
 fn validate(body: &FileRestore) -> Result<u64, ApiErr> {
     let bad = |m: String| Err(ApiErr::bad_request(m));
     if body.reason.trim().is_empty() {
-        return bad("a restore request needs a reason (--reason \"...\"): the Wali Data decides on it".into());
+        return bad(
+            "a restore request needs a reason (--reason \"...\"): the Wali Data decides on it"
+                .into(),
+        );
     }
-    if !body.target.starts_with('/') || body.target.contains('\0') || body.target.split('/').any(|c| c == "..") {
+    if !body.target.starts_with('/')
+        || body.target.contains('\0')
+        || body.target.split('/').any(|c| c == "..")
+    {
         return bad(format!(
             "the target {:?} must be an absolute directory on the agent's host, without `..`",
             body.target
@@ -37,10 +43,17 @@ fn validate(body: &FileRestore) -> Result<u64, ApiErr> {
         RestoreWhat::Whole => {}
         RestoreWhat::Paths { paths } => {
             if paths.is_empty() {
-                return bad("--path names nothing; leave it out to restore the whole snapshot".into());
+                return bad(
+                    "--path names nothing; leave it out to restore the whole snapshot".into(),
+                );
             }
-            if let Some(p) = paths.iter().find(|p| !p.starts_with('/') || p.contains('\0')) {
-                return bad(format!("--path {p:?} must be an absolute path as backed up"));
+            if let Some(p) = paths
+                .iter()
+                .find(|p| !p.starts_with('/') || p.contains('\0'))
+            {
+                return bad(format!(
+                    "--path {p:?} must be an absolute path as backed up"
+                ));
             }
         }
         RestoreWhat::Dump { stream, pipe } => {
@@ -91,7 +104,10 @@ fn resolve_snapshot(
             "snapshot {which:?} is neither `latest` nor a snapshot id (hex)"
         )));
     }
-    let hits: Vec<&SnapshotEntry> = catalogue.iter().filter(|s| s.id.starts_with(&want)).collect();
+    let hits: Vec<&SnapshotEntry> = catalogue
+        .iter()
+        .filter(|s| s.id.starts_with(&want))
+        .collect();
     match hits.as_slice() {
         [one] => Ok((*one).clone()),
         [] => Err(ApiErr::bad_request(format!(
@@ -125,14 +141,23 @@ fn restoring_agent(app: &App, host: &str, pd: &str) -> Result<AgentRecord, ApiEr
 }
 
 /// Files a request (operator, admin): pending until the Wali Data acts.
-pub async fn file(app: &Arc<App>, user: &UserRecord, body: FileRestore) -> Result<RestoreRequest, ApiErr> {
+pub async fn file(
+    app: &Arc<App>,
+    user: &UserRecord,
+    body: FileRestore,
+) -> Result<RestoreRequest, ApiErr> {
     let expiry = validate(&body)?;
     app.state
         .read(|txn| pds::get(txn, &body.pd))?
         .ok_or_else(|| ApiErr::not_found(format!("PD {} is not registered", body.pd)))?;
     let agent = restoring_agent(app, &body.agent, &body.pd)?;
     let catalogue = app.state.read(|txn| pds::snapshots(txn, &body.pd))?;
-    let snap = resolve_snapshot(&catalogue, &body.snapshot, body.source_host.as_deref(), &agent.host)?;
+    let snap = resolve_snapshot(
+        &catalogue,
+        &body.snapshot,
+        body.source_host.as_deref(),
+        &agent.host,
+    )?;
     let (app2, user2) = (app.clone(), user.clone());
     let req = app
         .state
@@ -189,7 +214,10 @@ pub async fn file(app: &Arc<App>, user: &UserRecord, body: FileRestore) -> Resul
 /// on-site store, else the DR copy.
 async fn wrapped_identity(app: &App, pd: &str) -> Result<Vec<u8>, ApiErr> {
     let set = app.policies().ok_or_else(|| {
-        ApiErr::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "the controller has no valid policy set loaded")
+        ApiErr::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "the controller has no valid policy set loaded",
+        )
     })?;
     let (onsite, dr) = set
         .stores_of(pd)
@@ -197,7 +225,9 @@ async fn wrapped_identity(app: &App, pd: &str) -> Result<Vec<u8>, ApiErr> {
     let mut problems = Vec::new();
     for store in [&onsite.name, &dr.name] {
         let Some(target) = app.config.store_target(store) else {
-            problems.push(format!("store {store} is not configured in controller.toml"));
+            problems.push(format!(
+                "store {store} is not configured in controller.toml"
+            ));
             continue;
         };
         let read = async {
@@ -241,7 +271,9 @@ pub async fn approval_material(
         .state
         .read(|txn| agents::get(txn, &rec.request.agent_id))?
         .filter(|a| a.revoked.is_none())
-        .ok_or_else(|| conflict("the restoring agent was revoked; cancel this request and file it again"))?;
+        .ok_or_else(|| {
+            conflict("the restoring agent was revoked; cancel this request and file it again")
+        })?;
     let pd = app
         .state
         .read(|txn| pds::get(txn, &rec.request.pd))?
@@ -256,7 +288,8 @@ pub async fn approval_material(
         agent_recipient: agent.age_recipient,
         wrapped_identity: base64::engine::general_purpose::STANDARD.encode(wrapped),
         data_recipient: pd.data_recipient,
-        controller_key: cadang_core::certify::Certifier::controller(&app.signing_secret).public_hex(),
+        controller_key: cadang_core::certify::Certifier::controller(&app.signing_secret)
+            .public_hex(),
     })
 }
 
@@ -280,10 +313,23 @@ mod tests {
     #[test]
     fn latest_prefers_the_named_host_then_the_agents_then_the_pds() {
         // Newest first, as the catalogue returns it.
-        let cat = vec![entry("cc01", "b", 3), entry("bb01", "a", 2), entry("aa01", "a", 1)];
-        assert_eq!(resolve_snapshot(&cat, "latest", None, "a").unwrap().id, "bb01");
-        assert_eq!(resolve_snapshot(&cat, "latest", None, "new").unwrap().id, "cc01");
-        assert_eq!(resolve_snapshot(&cat, "latest", Some("a"), "b").unwrap().id, "bb01");
+        let cat = vec![
+            entry("cc01", "b", 3),
+            entry("bb01", "a", 2),
+            entry("aa01", "a", 1),
+        ];
+        assert_eq!(
+            resolve_snapshot(&cat, "latest", None, "a").unwrap().id,
+            "bb01"
+        );
+        assert_eq!(
+            resolve_snapshot(&cat, "latest", None, "new").unwrap().id,
+            "cc01"
+        );
+        assert_eq!(
+            resolve_snapshot(&cat, "latest", Some("a"), "b").unwrap().id,
+            "bb01"
+        );
         assert!(resolve_snapshot(&cat, "latest", Some("zz"), "b").is_err());
         assert_eq!(resolve_snapshot(&cat, "AA", None, "b").unwrap().id, "aa01");
         assert!(resolve_snapshot(&cat, "../x", None, "b").is_err());
@@ -305,11 +351,28 @@ mod tests {
         };
         assert_eq!(validate(&ok).unwrap(), DEFAULT_EXPIRY_SECONDS);
         for bad in [
-            FileRestore { reason: " ".into(), ..ok.clone() },
-            FileRestore { target: "rel".into(), ..ok.clone() },
-            FileRestore { target: "/a/../etc".into(), ..ok.clone() },
-            FileRestore { expires_seconds: Some(MAX_EXPIRY_SECONDS + 1), ..ok.clone() },
-            FileRestore { what: RestoreWhat::Paths { paths: vec!["x".into()] }, ..ok.clone() },
+            FileRestore {
+                reason: " ".into(),
+                ..ok.clone()
+            },
+            FileRestore {
+                target: "rel".into(),
+                ..ok.clone()
+            },
+            FileRestore {
+                target: "/a/../etc".into(),
+                ..ok.clone()
+            },
+            FileRestore {
+                expires_seconds: Some(MAX_EXPIRY_SECONDS + 1),
+                ..ok.clone()
+            },
+            FileRestore {
+                what: RestoreWhat::Paths {
+                    paths: vec!["x".into()],
+                },
+                ..ok.clone()
+            },
         ] {
             assert!(validate(&bad).is_err());
         }

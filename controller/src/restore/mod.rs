@@ -72,7 +72,11 @@ pub async fn list(app: &Arc<App>, user: &UserRecord) -> Result<Vec<RestoreReques
 pub(crate) fn load(app: &App, id: &str) -> Result<RestoreRecord, ApiErr> {
     app.state
         .read(|txn| restores::get(txn, id))?
-        .ok_or_else(|| ApiErr::not_found(format!("there is no restore request {id}; list them with `cadang restore list`")))
+        .ok_or_else(|| {
+            ApiErr::not_found(format!(
+                "there is no restore request {id}; list them with `cadang restore list`"
+            ))
+        })
 }
 
 pub(crate) fn must_be_custodian(user: &UserRecord, pd: &str) -> Result<(), ApiErr> {
@@ -183,7 +187,9 @@ pub async fn reject(
 ) -> Result<RestoreRequest, ApiErr> {
     let reason = reason.trim().to_string();
     if reason.is_empty() {
-        return Err(ApiErr::bad_request("a rejection needs a reason (--reason \"...\")"));
+        return Err(ApiErr::bad_request(
+            "a rejection needs a reason (--reason \"...\")",
+        ));
     }
     expire_overdue(app).await?;
     let rec = load(app, id)?;
@@ -248,7 +254,9 @@ async fn step(
         .write_blocking(move |txn| {
             let now = app2.clock.now();
             let Some(mut rec) = restores::get_in(txn, &id2)? else {
-                return Ok(Err(ApiErr::not_found(format!("there is no restore request {id2}"))));
+                return Ok(Err(ApiErr::not_found(format!(
+                    "there is no restore request {id2}"
+                ))));
             };
             let detail = match change(&mut rec, &user2, now) {
                 Ok(d) => d,
