@@ -102,7 +102,8 @@ impl GrantPayload {
 pub struct GrantUpload {
     pub runner: String,
     pub not_after: DateTime<Utc>,
-    /// age ciphertext to the runner's recipient, base64 ([`encode_envelope`]).
+    /// age ciphertext to the runner's recipient, ASCII-armored
+    /// (`-----BEGIN AGE ENCRYPTED FILE-----`).
     pub envelope: String,
 }
 
@@ -152,7 +153,7 @@ pub enum DrillCheckSpec {
 pub struct DrillJob {
     pub drill_id: String,
     pub pd: String,
-    /// The grant envelope (base64 age ciphertext to this runner).
+    /// The grant envelope (armored age ciphertext to this runner).
     pub envelope: String,
     /// The snapshot the controller chose (full hex id) and its time.
     pub snapshot: String,
@@ -248,7 +249,7 @@ pub struct DrillList {
     pub drills: Vec<DrillView>,
 }
 
-/// Envelope bytes as text for JSON bodies.
+/// Binary bytes (the wrapped identity) as text for JSON bodies.
 pub fn encode_envelope(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
