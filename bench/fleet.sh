@@ -6,6 +6,10 @@
 #   bash bench/fleet.sh                 # 10,000 agents
 #   AGENTS=1000 STEADY=90 bash bench/fleet.sh
 #   SCHEDULE='*/5 * * * *' STEADY=330 bash bench/fleet.sh   # a lighter schedule
+#   BUILD=0 ...            # use the release binaries already built
+#   PERF=40 PERF_DELAY=20  # also profile the controller for 40 s, 20 s after
+#                          # the fleet enrolled: perf record (bench/work/perf.data)
+#                          # and fsync/fdatasync counts (bench/work/perf-stat.txt)
 # Prints the figures as JSON and writes them to bench/work/fleet.json;
 # bench/RESULTS-fleet.md records a run.
 set -euo pipefail
@@ -15,7 +19,9 @@ PDS="${PDS:-10}"
 STEADY="${STEADY:-150}"
 SCHEDULE="${SCHEDULE:-* * * * *}"   # every source's backup schedule
 cd "$ROOT"
-cargo build --release --quiet -p cadang -p cadang-fleet-bench
+if [ "${BUILD:-1}" = 1 ]; then
+  cargo build --release --quiet -p cadang -p cadang-fleet-bench
+fi
 BIN="$ROOT/target/release/cadang"
 BENCH="$ROOT/target/release/fleet-bench"
 # Every agent holds a connection; so does the controller for each of them.
@@ -96,6 +102,15 @@ exit 1
 SH
 
 mkdir -p "$ROOT/bench/work"
+if [ -n "${PERF:-}" ]; then
+  # Commits are what fsync counts; where the CPU goes is what perf record shows.
+  ( until grep -q enrolled "$WORK/bench.err" 2> /dev/null; do sleep 1; done
+    sleep "${PERF_DELAY:-20}"; pid="$(cat "$WORK/pid")"
+    perf stat -e 'syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync,task-clock' -p "$pid" \
+      -o "$ROOT/bench/work/perf-stat.txt" -- sleep "$PERF" &
+    perf record -F 49 --call-graph dwarf,16384 -p "$pid" -o "$ROOT/bench/work/perf.data" -- sleep "$PERF" 2> /dev/null
+  ) &
+fi
 "$BENCH" --controller "$CADANG_CONTROLLER" --ca "$CADANG_CA" --agents "$AGENTS" --pds "$PDS" \
   --state "$WORK/agents" --steady-seconds "$STEADY" --restart-cmd "sh $WORK/restart.sh" \
-  --pid-file "$WORK/pid" --json "$ROOT/bench/work/fleet.json"
+  --pid-file "$WORK/pid" --json "$ROOT/bench/work/fleet.json" 2> >(tee "$WORK/bench.err" >&2)

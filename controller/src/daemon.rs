@@ -27,6 +27,7 @@ use crate::engine::{Clock, SiteJobPool};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::policy::PolicyLoader;
+use crate::state::writer::{Writer, WriterOptions};
 use crate::state::{agents, hash_hex, jobs, State};
 
 /// How the daemon is put together; tests replace the loader and runner.
@@ -131,6 +132,8 @@ pub async fn run_with(
     flush_seen(&app)?;
     let _ = shipper.await;
     crate::audit::events::stopping(&app).await;
+    // Commits what is queued and releases the state file.
+    app.writer.stop();
     Ok(())
 }
 
@@ -166,6 +169,8 @@ pub fn open_app(config: Config, clock: Arc<dyn Clock>, loader: PolicyLoader) -> 
     };
     let runbook = state.read(jobs::load_runbook)?;
     let audit = open_audit(&state, &signing_secret)?;
+    let fleet = crate::fleet::FleetView::load(&state)?;
+    let writer = Writer::start(state.clone(), WriterOptions::default())?;
     Ok(Arc::new(App {
         state,
         config,
@@ -180,6 +185,8 @@ pub fn open_app(config: Config, clock: Arc<dyn Clock>, loader: PolicyLoader) -> 
         wake: Notify::new(),
         stopping: watch::channel(false).0,
         audit,
+        writer,
+        fleet,
     }))
 }
 
@@ -289,19 +296,41 @@ fn flush_seen(app: &App) -> Result<()> {
 }
 
 /// Last-contact times are soft state: written every 30 s in one commit,
-/// not on each of 10,000 agents' polls.
+/// not on each of 10,000 agents' polls. The fleet view reads agents and
+/// PDs again at the same pace (a change no one announced shows within
+/// half a minute).
 async fn flush_seen_every(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(30)) => {}
             _ = stop.changed() => return,
         }
-        let a = app.clone();
-        let r = tokio::task::spawn_blocking(move || flush_seen(&a)).await;
-        if let Ok(Err(e)) = r {
+        if let Err(e) = write_seen(&app).await {
             tracing::warn!(error = %e, "writing last-contact times failed");
         }
+        let a = app.clone();
+        let r = tokio::task::spawn_blocking(move || a.fleet.refresh_agents(&a.state)).await;
+        if let Ok(Err(e)) = r {
+            tracing::warn!(error = %e, "reading agents for fleet status failed");
+        }
     }
+}
+
+/// Agents whose last contact one writer op records: 10,000 in one op
+/// would hold up the polls and reports of that commit by ~100 ms.
+const SEEN_PER_OP: usize = 500;
+
+/// The last-contact times in chunks, one after the other, so each rides
+/// along with a different batch of the writer.
+async fn write_seen(app: &App) -> Result<()> {
+    let seen = app.take_dirty_seen();
+    for chunk in seen.chunks(SEEN_PER_OP) {
+        let chunk = chunk.to_vec();
+        app.writer
+            .write(move |b| agents::record_seen(b.txn, &chunk))
+            .await?;
+    }
+    Ok(())
 }
 
 async fn serve(

@@ -13,8 +13,13 @@ use cadang_policies::model::{PolicySet, Site};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use serde_json::json;
+
 use crate::api::App;
-use crate::engine::{self, SiteJob, SiteJobKind, SiteJobPool, SiteJobResult, SiteOutcome, TaskKey};
+use crate::audit::{NewEntry, CONTROLLER_ACTOR};
+use crate::engine::{
+    self, RunBook, SiteJob, SiteJobKind, SiteJobPool, SiteJobResult, SiteOutcome, TaskKey,
+};
 use crate::error::Result;
 use crate::state::agents::{self, AgentRecord};
 use crate::state::jobs::{self, JobRecord, JobState};
@@ -47,6 +52,11 @@ pub async fn run(
             return;
         }
         let now = app.clock.now();
+        // restores (issue 8): a request whose time ran out before its agent
+        // got it becomes expired (reads and deliveries check it too)
+        if let Err(e) = crate::restore::expire_overdue(&app).await {
+            tracing::warn!(error = %e.error, "expiring overdue restore requests failed");
+        }
         let wake = match app.policies() {
             Some(set) => match round(&app, &pool, &set, now).await {
                 Ok(()) => {
@@ -109,7 +119,16 @@ pub async fn round(
                     tracing::warn!(%host, %source, "backup due but no agent is enrolled for the host")
                 }
             },
-            TaskKey::Drill { pd } => tracing::debug!(%pd, "drills are run by the drills feature"),
+            // drills (issue 8): grant, runner and DR snapshot are looked up
+            // off the dispatcher (it reads the DR store): controller/src/drill/
+            TaskKey::Drill { pd } => {
+                let (app, set, pd) = (app.clone(), set.clone(), pd.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = crate::drill::schedule::start(&app, &set, &pd, now).await {
+                        tracing::error!(%pd, error = %e, "the drill could not be planned");
+                    }
+                });
+            }
             key => {
                 if let Some(job) = site_job(app, set, key, now) {
                     if matches!(key, TaskKey::Replicate { .. }) {
@@ -121,26 +140,27 @@ pub async fn round(
         }
     }
     let app2 = app.clone();
-    let book2 = book.clone();
     let (created, site_records) = app
-        .state
-        .write_blocking(move |txn| {
+        .writer
+        .write(move |b| {
+            let txn = b.txn;
             let mut created = Vec::new();
-            for (agent, source, slot, due_at) in backups {
-                let mut job = jobs::backup_job(&agent, &source, Some(slot.timestamp()), now);
-                job.due_at = Some(due_at);
+            for (agent, source, slot, due_at) in &backups {
+                let mut job = jobs::backup_job(agent, source, Some(slot.timestamp()), now);
+                job.due_at = Some(*due_at);
                 if let Some(j) = jobs::create(txn, job)? {
                     created.push(j);
                 }
             }
             let mut records = Vec::new();
-            for (job, key) in site_jobs {
-                if let Some(rec) = jobs::create(txn, site_record(&job, &key, now))? {
-                    records.push((rec, job));
+            for (job, key) in &site_jobs {
+                if let Some(rec) = jobs::create(txn, site_record(job, key, now))? {
+                    records.push((rec, job.clone()));
                 }
             }
-            jobs::save_runbook(txn, &book2)?;
-            *app2.runbook.lock().unwrap_or_else(|p| p.into_inner()) = book2;
+            jobs::save_runbook(txn, &book)?;
+            let (app, book) = (app2.clone(), book.clone());
+            b.after_commit(move || merge_into_memory(&app, book));
             Ok((created, records))
         })
         .await?;
@@ -150,6 +170,28 @@ pub async fn round(
         }
     }
     submit_site_jobs(app, pool, site_records, now).await
+}
+
+/// The round's book becomes the engine's memory, merged with what report
+/// batches recorded meanwhile (every field only grows: newest slot,
+/// newest success, newest replication), so neither overwrites the other.
+fn merge_into_memory(app: &App, round: RunBook) {
+    let mut book = app.runbook.lock().unwrap_or_else(|p| p.into_inner());
+    for (key, slot) in round.last_slot {
+        let entry = book.last_slot.entry(key).or_insert(slot);
+        if *entry < slot {
+            *entry = slot;
+        }
+    }
+    for (pd, t) in &round.last_backup_success {
+        book.record_backup_success(pd, *t);
+    }
+    for (pd, t) in &round.last_replication {
+        book.record_replication_start(pd, *t);
+    }
+    if book.first_start.is_none() {
+        book.first_start = round.first_start;
+    }
 }
 
 async fn submit_site_jobs(
@@ -168,10 +210,11 @@ async fn submit_site_jobs(
     if refused.is_empty() {
         return Ok(());
     }
-    app.state
-        .write_blocking(move |txn| {
-            for (mut rec, why) in refused {
-                jobs::finish(txn, &mut rec, "skipped", &why, now)?;
+    app.writer
+        .write(move |b| {
+            for (rec, why) in &refused {
+                let mut rec = rec.clone();
+                jobs::finish(b.txn, &mut rec, "skipped", why, now)?;
             }
             Ok(())
         })
@@ -266,25 +309,58 @@ pub async fn collect_results(app: Arc<App>, mut results: UnboundedReceiver<SiteJ
     }
 }
 
+/// Finishes the site job's record with its audit entry, in one of the
+/// writer's batches.
 pub async fn record_result(app: &Arc<App>, r: SiteJobResult) -> Result<()> {
     let outcome = outcome_name(r.outcome);
     app.metrics.job_finished(r.job.kind.name(), outcome);
-    let id = r.job.id.clone();
-    app.state
-        .write_blocking(move |txn| {
-            let mut rec = {
+    let app2 = app.clone();
+    app.writer
+        .write(move |b| {
+            let txn = b.txn;
+            let rec = {
                 let table = txn.open_table(crate::state::JOBS)?;
-                match crate::state::get_json::<JobRecord>(&table, &id)? {
-                    Some(j) => j,
-                    None => return Ok(()),
-                }
+                crate::state::get_json::<JobRecord>(&table, &r.job.id)?
             };
+            // The work was done whether or not its record is still there.
+            app2.record_in(txn, site_job_entry(&r))?;
+            let Some(mut rec) = rec else { return Ok(()) };
             rec.started = Some(r.started);
             rec.attempts = r.attempt;
             rec.detail = r.detail.clone();
             jobs::finish(txn, &mut rec, outcome, &r.message, r.finished)
         })
         .await
+}
+
+/// `replication.run`, `verify.run`, `retention.run` (and `repair.run`):
+/// the controller's own work on a PD's store, with how it went.
+pub fn site_job_entry(r: &SiteJobResult) -> NewEntry {
+    // The store the job wrote to or checked (replication: the DR store).
+    let stores = r.job.kind.stores();
+    let store = stores.first().map(|s| s.name.as_str()).unwrap_or_default();
+    let from = stores.get(1).map(|s| s.name.clone());
+    let action = match r.job.kind.name() {
+        "replicate" => "replication.run".to_string(),
+        kind => format!("{kind}.run"),
+    };
+    let outcome = match r.outcome {
+        SiteOutcome::Succeeded => "ok",
+        other => outcome_name(other),
+    };
+    NewEntry::new(
+        CONTROLLER_ACTOR,
+        &action,
+        &format!("{}/{store}", r.job.pd),
+        outcome,
+    )
+    .detail(json!({
+        "job": r.job.id,
+        "from": from,
+        "attempt": r.attempt,
+        "message": r.message,
+        "result": r.detail,
+    }))
 }
 
 /// At start: site jobs the previous process had running are gone with it.

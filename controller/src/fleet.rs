@@ -1,59 +1,197 @@
 //! Fleet status: per PD and agent, the newest backup of each source, RPO
-//! status and how far behind each site is. Computed from the state on
-//! request (the API and the metrics share it).
+//! status and how far behind each site is (the API and the metrics share
+//! it).
+//!
+//! Computed from an in-memory [`FleetView`], not by walking the state per
+//! call: at 10,000 agents that walk (every agent and every last run
+//! decoded, then matched agent by agent) took ~150 ms a call. The view is
+//! loaded from the state at start; the state writer keeps the last runs
+//! current after each committed report batch; the agents and registered
+//! PDs are read again when something says they changed
+//! ([`FleetView::agents_changed`]: enrollment, revocation, registration)
+//! and every 30 s in the background, so a change made by a path that does
+//! not say so shows within half a minute.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
 
 use cadang_policies::model::PolicySet;
+use cadang_proto::agent::AgentRole;
 use cadang_proto::api::{AgentStatus, FleetStatus, PdStatus, SiteStatus, SourceStatus};
 use chrono::{DateTime, Utc};
 
 use crate::api::{App, CONNECTED_SECONDS};
-use crate::engine::RunBook;
 use crate::error::Result;
 use crate::state::agents::{self, AgentRecord};
 use crate::state::jobs::{self, LastRun};
-use crate::state::pds;
+use crate::state::{pds, State};
 
-/// How new a source's copy at a site is.
-type NewestAt<'a> = dyn Fn(&(String, String)) -> Option<DateTime<Utc>> + 'a;
+/// What fleet status shows of an agent (its keys stay in the state).
+#[derive(Debug, Clone)]
+struct AgentEntry {
+    id: String,
+    host: String,
+    role: AgentRole,
+    last_seen: Option<DateTime<Utc>>,
+    revoked: bool,
+}
+
+impl From<&AgentRecord> for AgentEntry {
+    fn from(a: &AgentRecord) -> Self {
+        AgentEntry {
+            id: a.id.clone(),
+            host: a.host.clone(),
+            role: a.role,
+            last_seen: a.last_seen,
+            revoked: a.revoked.is_some(),
+        }
+    }
+}
+
+/// host → source → newest run.
+type HostRuns = BTreeMap<String, BTreeMap<String, LastRun>>;
+
+#[derive(Default)]
+struct ViewData {
+    /// pd → agent id → entry (the state's order: by id).
+    agents: BTreeMap<String, BTreeMap<String, AgentEntry>>,
+    registered: BTreeSet<String>,
+    /// pd → host → source → newest run.
+    runs: BTreeMap<String, HostRuns>,
+    /// The [`FleetView::changed`] count the agents were read at.
+    loaded_at: u64,
+}
+
+/// The fleet as fleet status needs it, in memory.
+#[derive(Default)]
+pub struct FleetView {
+    data: RwLock<ViewData>,
+    changed: AtomicU64,
+}
+
+impl FleetView {
+    /// Reads agents, registered PDs and every last run from the state.
+    pub fn load(state: &State) -> Result<FleetView> {
+        let view = FleetView::default();
+        let runs = state.read(|txn| jobs::last_runs(txn, None))?;
+        view.record_runs(&runs);
+        view.refresh_agents(state)?;
+        Ok(view)
+    }
+
+    /// Something changed agents or registered PDs: read them again before
+    /// the next status.
+    pub fn agents_changed(&self) {
+        self.changed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Reads agents and registered PDs from the state again.
+    pub fn refresh_agents(&self, state: &State) -> Result<()> {
+        // Taken before the read: a change signalled during it makes the
+        // next status read once more, never less.
+        let at = self.changed.load(Ordering::SeqCst);
+        let (all, registered) = state.read(|txn| Ok((agents::all(txn)?, pds::all(txn)?)))?;
+        let mut by_pd: BTreeMap<String, BTreeMap<String, AgentEntry>> = BTreeMap::new();
+        for a in &all {
+            by_pd
+                .entry(a.pd.clone())
+                .or_default()
+                .insert(a.id.clone(), a.into());
+        }
+        let mut data = self.data.write().unwrap_or_else(|p| p.into_inner());
+        data.agents = by_pd;
+        data.registered = registered.into_iter().map(|p| p.pd).collect();
+        data.loaded_at = at;
+        Ok(())
+    }
+
+    /// Runs just committed (newest wins, as in the state).
+    pub fn record_runs(&self, runs: &[LastRun]) {
+        if runs.is_empty() {
+            return;
+        }
+        let mut data = self.data.write().unwrap_or_else(|p| p.into_inner());
+        for r in runs {
+            let slot = data
+                .runs
+                .entry(r.pd.clone())
+                .or_default()
+                .entry(r.host.clone())
+                .or_default()
+                .entry(r.source.clone())
+                .or_default();
+            if slot.last_attempt.is_none() || slot.last_attempt <= r.last_attempt {
+                *slot = r.clone();
+            }
+        }
+    }
+
+    fn ensure_fresh(&self, state: &State) -> Result<()> {
+        let stale = {
+            let data = self.data.read().unwrap_or_else(|p| p.into_inner());
+            data.loaded_at != self.changed.load(Ordering::SeqCst)
+        };
+        if stale {
+            self.refresh_agents(state)?;
+        }
+        Ok(())
+    }
+
+    /// Every last run in the view (for metrics).
+    pub fn runs(&self) -> Vec<LastRun> {
+        let data = self.data.read().unwrap_or_else(|p| p.into_inner());
+        data.runs
+            .values()
+            .flat_map(|hosts| hosts.values())
+            .flat_map(|sources| sources.values().cloned())
+            .collect()
+    }
+}
+
+/// What one status computation reads besides the view.
+struct Context<'a> {
+    app: &'a App,
+    set: Option<&'a PolicySet>,
+    last_replication: &'a BTreeMap<String, DateTime<Utc>>,
+    now: DateTime<Utc>,
+}
 
 pub fn status(app: &App, visible: impl Fn(&str) -> bool) -> Result<FleetStatus> {
+    app.fleet.ensure_fresh(&app.state)?;
     let now = app.clock.now();
     let set = app.policies();
-    let book = app
+    // Only the small map: the book also holds a slot per source.
+    let last_replication = app
         .runbook
         .lock()
         .unwrap_or_else(|p| p.into_inner())
+        .last_replication
         .clone();
-    let (agents, runs, registered) = app.state.read(|txn| {
-        Ok((
-            agents::all(txn)?,
-            jobs::last_runs(txn, None)?,
-            pds::all(txn)?,
-        ))
-    })?;
-    let mut codes: Vec<String> = registered.iter().map(|p| p.pd.clone()).collect();
+    let ctx = Context {
+        app,
+        set: set.as_deref(),
+        last_replication: &last_replication,
+        now,
+    };
+    let data = app.fleet.data.read().unwrap_or_else(|p| p.into_inner());
+    let mut codes: BTreeSet<&str> = data.registered.iter().map(String::as_str).collect();
     if let Some(set) = &set {
-        codes.extend(set.pds.keys().cloned());
+        codes.extend(set.pds.keys().map(String::as_str));
     }
-    codes.extend(agents.iter().map(|a| a.pd.clone()));
-    codes.sort();
-    codes.dedup();
+    codes.extend(data.agents.keys().map(String::as_str));
+    let empty_agents = BTreeMap::new();
+    let empty_runs = HostRuns::new();
     let pds = codes
         .into_iter()
         .filter(|pd| visible(pd))
         .map(|pd| {
-            let is_registered = registered.iter().any(|r| r.pd == pd);
             pd_status(
-                app,
-                set.as_deref(),
-                &book,
-                &agents,
-                &runs,
-                &pd,
-                is_registered,
-                now,
+                &ctx,
+                pd,
+                data.registered.contains(pd),
+                data.agents.get(pd).unwrap_or(&empty_agents),
+                data.runs.get(pd).unwrap_or(&empty_runs),
             )
         })
         .collect();
@@ -63,40 +201,37 @@ pub fn status(app: &App, visible: impl Fn(&str) -> bool) -> Result<FleetStatus> 
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 fn pd_status(
-    app: &App,
-    set: Option<&PolicySet>,
-    book: &RunBook,
-    agents: &[AgentRecord],
-    runs: &[LastRun],
+    ctx: &Context<'_>,
     pd: &str,
     registered: bool,
-    now: DateTime<Utc>,
+    agents: &BTreeMap<String, AgentEntry>,
+    runs: &HostRuns,
 ) -> PdStatus {
-    let rpo = set
+    let now = ctx.now;
+    let rpo = ctx
+        .set
         .and_then(|s| s.pds.get(pd))
         .map(|p| p.rpo)
         .unwrap_or(std::time::Duration::from_secs(24 * 3600));
     let rpo_s = rpo.as_secs() as i64;
-    let pd_runs: Vec<&LastRun> = runs.iter().filter(|r| r.pd == pd).collect();
-    let expected = expected_sources(set, pd);
     let fresh = |t: Option<DateTime<Utc>>| t.is_some_and(|t| (now - t).num_seconds() < rpo_s);
-    let onsite_newest = |src: &(String, String)| {
-        pd_runs
-            .iter()
-            .find(|r| r.host == src.0 && r.source == src.1)
-            .and_then(|r| r.last_success)
-    };
-    let replication = book.last_replication.get(pd).copied();
+    let expected = expected_sources(ctx.set, pd);
+    let onsite: Vec<Option<DateTime<Utc>>> = expected
+        .iter()
+        .map(|(host, source)| runs.get(host)?.get(source)?.last_success)
+        .collect();
+    let replication = ctx.last_replication.get(pd).copied();
     // The DR copy of a source is as new as its newest backup that ended
     // before the last replication started (an upper bound: see docs).
-    let dr_newest = |src: &(String, String)| match (onsite_newest(src), replication) {
-        (Some(b), Some(r)) => Some(b.min(r)),
-        _ => None,
-    };
-    let site = |name: &str, newest: &NewestAt| {
-        let times: Vec<Option<DateTime<Utc>>> = expected.iter().map(newest).collect();
+    let dr: Vec<Option<DateTime<Utc>>> = onsite
+        .iter()
+        .map(|b| match (b, replication) {
+            (Some(b), Some(r)) => Some((*b).min(r)),
+            _ => None,
+        })
+        .collect();
+    let site = |name: &str, times: &[Option<DateTime<Utc>>]| {
         let oldest = times
             .iter()
             .copied()
@@ -109,37 +244,10 @@ fn pd_status(
             last_replication: if name == "dr" { replication } else { None },
         }
     };
-    let sites = vec![site("onsite", &onsite_newest), site("dr", &dr_newest)];
+    let sites = vec![site("onsite", &onsite), site("dr", &dr)];
     let agents = agents
-        .iter()
-        .filter(|a| a.pd == pd)
-        .map(|a| {
-            let seen = app.last_seen(&a.id).or(a.last_seen);
-            let sources = pd_runs
-                .iter()
-                .filter(|r| r.host == a.host)
-                .map(|r| SourceStatus {
-                    source: r.source.clone(),
-                    last_success: r.last_success,
-                    last_outcome: r.last_outcome.clone(),
-                    last_duration_seconds: r.duration_seconds,
-                    rpo_ok: fresh(r.last_success),
-                })
-                .collect();
-            AgentStatus {
-                agent_id: a.id.clone(),
-                host: a.host.clone(),
-                role: match a.role {
-                    cadang_proto::agent::AgentRole::Backup => "backup".into(),
-                    cadang_proto::agent::AgentRole::DrillRunner => "drill-runner".into(),
-                },
-                connected: a.revoked.is_none()
-                    && seen.is_some_and(|t| (now - t).num_seconds() < CONNECTED_SECONDS),
-                last_seen: seen,
-                revoked: a.revoked.is_some(),
-                sources,
-            }
-        })
+        .values()
+        .map(|a| agent_status(ctx.app, a, runs.get(&a.host), &fresh, now))
         .collect();
     PdStatus {
         pd: pd.to_string(),
@@ -147,6 +255,39 @@ fn pd_status(
         rpo_seconds: rpo.as_secs(),
         sites,
         agents,
+    }
+}
+
+fn agent_status(
+    app: &App,
+    a: &AgentEntry,
+    runs: Option<&BTreeMap<String, LastRun>>,
+    fresh: &dyn Fn(Option<DateTime<Utc>>) -> bool,
+    now: DateTime<Utc>,
+) -> AgentStatus {
+    let seen = app.last_seen(&a.id).or(a.last_seen);
+    let sources = runs
+        .into_iter()
+        .flat_map(|m| m.values())
+        .map(|r| SourceStatus {
+            source: r.source.clone(),
+            last_success: r.last_success,
+            last_outcome: r.last_outcome.clone(),
+            last_duration_seconds: r.duration_seconds,
+            rpo_ok: fresh(r.last_success),
+        })
+        .collect();
+    AgentStatus {
+        agent_id: a.id.clone(),
+        host: a.host.clone(),
+        role: match a.role {
+            AgentRole::Backup => "backup".into(),
+            AgentRole::DrillRunner => "drill-runner".into(),
+        },
+        connected: !a.revoked && seen.is_some_and(|t| (now - t).num_seconds() < CONNECTED_SECONDS),
+        last_seen: seen,
+        revoked: a.revoked,
+        sources,
     }
 }
 

@@ -1,4 +1,5 @@
-//! Agent routes: enroll, long-poll, reports.
+//! Agent routes: enroll, long-poll, reports. Their writes go through the
+//! state writer (group commit), answered only after the commit.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,14 +7,20 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::{Extension, Json};
 use cadang_proto::agent::{
-    EnrollRequest, EnrollResponse, Job, JobKind, PollRequest, PollResponse, ReportAck, ReportBatch,
+    EnrollRequest, EnrollResponse, Job, JobKind, JobReport, Outcome, PollRequest, PollResponse,
+    ReportAck, ReportBatch, ReportKind,
 };
 use cadang_proto::api::ApiError;
+use serde_json::json;
 
 use super::auth::Caller;
 use super::{ApiErr, ApiResult, App, POLL_CAP_SECONDS};
+use crate::audit::entry::agent_actor;
+use crate::audit::NewEntry;
 use crate::state::agents::AgentRecord;
 use crate::state::jobs::{self, JobRecord};
+use crate::state::reports::Applied;
+use crate::state::writer::Batch;
 
 /// Reports accepted in one batch; the agent sends the rest next time.
 pub const MAX_REPORTS_PER_BATCH: usize = 500;
@@ -31,7 +38,7 @@ pub async fn enroll(
     crate::enroll::enroll(&app, req).await.map(Json)
 }
 
-fn wire_job(j: &JobRecord) -> Option<Job> {
+fn wire_job(app: &App, j: &JobRecord) -> Option<Job> {
     match j.kind.as_str() {
         "backup" => Some(Job {
             id: j.id.clone(),
@@ -42,6 +49,17 @@ fn wire_job(j: &JobRecord) -> Option<Job> {
             not_after: None,
             due_at: j.due_at,
         }),
+        // restores (issue 8): the envelope and the DR read access
+        "restore" => crate::restore::wire_job(app, j),
+        // drills (issue 8): the drill job as planned (grant envelope inside)
+        "drill" => serde_json::from_value(j.detail.clone())
+            .ok()
+            .map(|drill| Job {
+                id: j.id.clone(),
+                kind: JobKind::Drill(drill),
+                not_after: None,
+                due_at: j.due_at,
+            }),
         _ => None,
     }
 }
@@ -81,9 +99,11 @@ pub async fn poll(
     Ok(Json(PollResponse { policy, jobs }))
 }
 
-/// Hands out the agent's queued jobs and marks them delivered, in one
-/// transaction. A job the agent never hears of (the answer is lost) stays
-/// delivered; the agent's own schedule and the next slot cover it.
+/// Hands out the agent's queued jobs, marked delivered in a committed
+/// transaction before the answer leaves (group commit: one transaction
+/// with the other requests of the moment, see `state::writer`). A job the
+/// agent never hears of (the answer is lost) stays delivered; the agent's
+/// own schedule and the next slot cover it.
 async fn take_jobs(app: &Arc<App>, agent: &AgentRecord) -> Result<Vec<Job>, ApiErr> {
     let queued = app.state.read(|txn| jobs::queued_for(txn, &agent.id))?;
     if queued.is_empty() {
@@ -91,10 +111,18 @@ async fn take_jobs(app: &Arc<App>, agent: &AgentRecord) -> Result<Vec<Job>, ApiE
     }
     let ids: Vec<String> = queued.iter().map(|j| j.id.clone()).collect();
     let (agent_id, now) = (agent.id.clone(), app.clock.now());
-    app.state
-        .write_blocking(move |txn| jobs::mark_delivered(txn, &agent_id, &ids, now))
+    let delivered = app
+        .writer
+        .write(move |b| jobs::mark_delivered(b.txn, &agent_id, &ids, now))
         .await?;
-    Ok(queued.iter().filter_map(wire_job).collect())
+    let out: Vec<Job> = queued
+        .iter()
+        .filter(|j| delivered.contains(&j.id))
+        .filter_map(|j| wire_job(app, j))
+        .collect();
+    // restores (issue 8): `envelope.deliver` for each envelope handed over
+    crate::restore::delivered(app, agent, &out).await?;
+    Ok(out)
 }
 
 async fn note_running(
@@ -120,8 +148,8 @@ async fn note_running(
     })?;
     if pending {
         let (agent_id, now) = (agent.id.clone(), app.clock.now());
-        app.state
-            .write_blocking(move |txn| jobs::mark_running(txn, &agent_id, &ids, now))
+        app.writer
+            .write(move |b| jobs::mark_running(b.txn, &agent_id, &ids, now))
             .await?;
     }
     Ok(())
@@ -144,31 +172,90 @@ pub async fn reports(
     let mut reports = batch.reports;
     reports.truncate(MAX_REPORTS_PER_BATCH);
     let app2 = app.clone();
-    let agent2 = agent.clone();
-    // One transaction for the batch; the RunBook changes in it too.
+    // One op of the writer's batch: acknowledged once committed.
     let applied = app
-        .state
-        .write_blocking(move |txn| {
-            let mut book = app2.runbook.lock().unwrap_or_else(|p| p.into_inner());
-            let mut draft = book.clone();
-            let applied = crate::state::reports::apply_reports(txn, &agent2, &reports, &mut draft)?;
-            // ransomware early warning (issue 10): verdicts, holds, `anomaly.flag`
-            crate::anomaly::service::on_reports(&app2, txn, &agent2, &applied.new)?;
-            jobs::save_runbook(txn, &draft)?;
-            // Memory follows inside the closure, before the commit: should the
-            // commit fail, memory is one backup success ahead, which can
-            // only start a replication early (never skip one).
-            *book = draft;
-            Ok(applied)
-        })
+        .writer
+        .write(move |b| store_reports(&app2, b, &agent, &reports))
         .await?;
-    for r in &applied.new {
-        app.metrics.record_report(&agent, r);
-    }
+    // drills (issue 8): the signed reports to both sites, metrics
+    crate::drill::report::publish_reported(&app, &applied.new).await;
     if !applied.new.is_empty() {
         app.wake.notify_one();
     }
     Ok(Json(ReportAck {
         accepted: applied.accepted,
     }))
+}
+
+/// Stores a batch of one agent's reports, their audit entries (and
+/// whatever else must commit with a report) in the writer's transaction;
+/// memory (RunBook, fleet view, metrics) follows after the commit.
+fn store_reports(
+    app: &Arc<App>,
+    b: &mut Batch<'_>,
+    agent: &AgentRecord,
+    reports: &[JobReport],
+) -> crate::error::Result<Applied> {
+    let applied = crate::state::reports::apply_reports(b.txn, agent, reports)?;
+    for (r, job) in applied.new.iter().zip(&applied.jobs) {
+        if let Some(entry) = backup_entry(agent, r, job) {
+            app.record_in(b.txn, entry)?;
+        }
+    }
+    // Hooks on accepted reports go here, inside the same transaction
+    // (e.g. the ransomware early warning on `applied.new`).
+    // restores (issue 8): the request ends with the agent's report
+    crate::restore::on_reports(app, b.txn, agent, &applied.new)?;
+    // drills (issue 8): the signed drill report and `drill.report`
+    crate::drill::report::on_reports(app, b.txn, agent, &applied.new)?;
+    // ransomware early warning (issue 10): verdicts, holds, `anomaly.flag`
+    crate::anomaly::service::on_reports(app, b.txn, agent, &applied.new)?;
+    let (app, agent) = (app.clone(), agent.clone());
+    let (new, runs, successes) = (
+        applied.new.clone(),
+        applied.runs.clone(),
+        applied.successes.clone(),
+    );
+    b.after_commit(move || {
+        let mut book = app.runbook.lock().unwrap_or_else(|p| p.into_inner());
+        for (pd, t) in &successes {
+            book.record_backup_success(pd, *t);
+        }
+        drop(book);
+        app.fleet.record_runs(&runs);
+        for r in &new {
+            app.metrics.record_report(&agent, r);
+        }
+    });
+    Ok(applied)
+}
+
+/// `backup.report` for an accepted backup report: who, which source, how
+/// it went, which snapshot.
+fn backup_entry(agent: &AgentRecord, r: &JobReport, job: &str) -> Option<NewEntry> {
+    let ReportKind::Backup {
+        source,
+        snapshot,
+        slot,
+        ..
+    } = &r.kind
+    else {
+        return None;
+    };
+    let ok = matches!(r.outcome, Outcome::Succeeded | Outcome::Partial) && snapshot.is_some();
+    Some(
+        NewEntry::new(
+            &agent_actor(&agent.id),
+            "backup.report",
+            &format!("{}/{}/{source}", agent.pd, agent.host),
+            if ok { "ok" } else { "failed" },
+        )
+        .detail(json!({
+            "snapshot": snapshot,
+            "outcome": jobs::outcome_name(r.outcome),
+            "job": job,
+            "report": r.report_id,
+            "slot": slot,
+        })),
+    )
 }

@@ -5,6 +5,8 @@
 //! (`ACTIVE`), and a report is applied once however often it is resent
 //! (`REPORTS`).
 
+use std::collections::BTreeMap;
+
 use cadang_proto::agent::{slot_key, BackupStats, Outcome};
 use chrono::{DateTime, Utc};
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
@@ -221,15 +223,18 @@ pub fn queued_for(txn: &ReadTransaction, agent_id: &str) -> Result<Vec<JobRecord
     Ok(out)
 }
 
-/// Marks jobs delivered to their agent (they leave its queue).
+/// Marks jobs delivered to their agent (they leave its queue). Returns the
+/// ids that were still queued: only those are handed out, so a job is
+/// never delivered twice (two polls at once, a report that finished it).
 pub fn mark_delivered(
     txn: &WriteTransaction,
     agent_id: &str,
     ids: &[String],
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let mut queue = txn.open_table(QUEUE)?;
     let mut jobs = txn.open_table(JOBS)?;
+    let mut delivered = Vec::new();
     for id in ids {
         queue.remove(queue_key(agent_id, id).as_str())?;
         if let Some(mut j) = get_json::<JobRecord>(&jobs, id)? {
@@ -238,10 +243,11 @@ pub fn mark_delivered(
                 j.delivered = Some(now);
                 j.attempts += 1;
                 put_json(&mut jobs, id, &j)?;
+                delivered.push(id.clone());
             }
         }
     }
-    Ok(())
+    Ok(delivered)
 }
 
 /// Marks delivered jobs the agent says it runs as running.
@@ -354,10 +360,47 @@ pub fn unfinished(txn: &ReadTransaction) -> Result<Vec<JobRecord>> {
     Ok(out)
 }
 
+/// The RunBook as persisted: the whole book (written by dispatch rounds)
+/// with the newest backup successes written by report batches merged in.
 pub fn load_runbook(txn: &ReadTransaction) -> Result<RunBook> {
-    Ok(get_json(&txn.open_table(META)?, "runbook")?.unwrap_or_default())
+    let meta = txn.open_table(META)?;
+    let mut book: RunBook = get_json(&meta, RUNBOOK_KEY)?.unwrap_or_default();
+    let successes: BTreeMap<String, DateTime<Utc>> =
+        get_json(&meta, BACKUP_SUCCESS_KEY)?.unwrap_or_default();
+    for (pd, t) in successes {
+        book.record_backup_success(&pd, t);
+    }
+    Ok(book)
 }
 
+/// Writes the whole RunBook (one value of ~85 bytes per backup source:
+/// the dispatcher's business, once per round, not per report).
 pub fn save_runbook(txn: &WriteTransaction, book: &RunBook) -> Result<()> {
-    put_json(&mut txn.open_table(META)?, "runbook", book)
+    put_json(&mut txn.open_table(META)?, RUNBOOK_KEY, book)
 }
+
+/// Records backup successes (PD → end of the newest successful backup)
+/// without rewriting the whole RunBook: a report batch touches a few
+/// PDs, while the book holds a slot for every source of the regency.
+/// Merged by newest, so a late (spooled) report never moves time back.
+pub fn save_backup_successes(
+    txn: &WriteTransaction,
+    successes: &BTreeMap<String, DateTime<Utc>>,
+) -> Result<()> {
+    if successes.is_empty() {
+        return Ok(());
+    }
+    let mut meta = txn.open_table(META)?;
+    let mut stored: BTreeMap<String, DateTime<Utc>> =
+        get_json(&meta, BACKUP_SUCCESS_KEY)?.unwrap_or_default();
+    for (pd, t) in successes {
+        let entry = stored.entry(pd.clone()).or_insert(*t);
+        if *entry < *t {
+            *entry = *t;
+        }
+    }
+    put_json(&mut meta, BACKUP_SUCCESS_KEY, &stored)
+}
+
+const RUNBOOK_KEY: &str = "runbook";
+const BACKUP_SUCCESS_KEY: &str = "runbook.backup_success";

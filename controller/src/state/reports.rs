@@ -1,28 +1,42 @@
 //! Applying agents' reports: each report once (by its id), finishing its
 //! job (or the job of the same slot, for a run the agent started alone),
-//! with the last run of its source, the snapshot catalogue and the engine's
-//! RunBook, all in the caller's one transaction.
+//! with the last run of its source, the snapshot catalogue and the PD's
+//! newest backup success, all in the caller's one transaction.
+//!
+//! Nothing here touches memory: what the engine's RunBook and the fleet
+//! view should learn comes back in [`Applied`], for the caller to apply
+//! once the transaction is committed (it may be a batch of many callers'
+//! changes, run again alone should one of them fail).
+
+use std::collections::BTreeMap;
 
 use cadang_proto::agent::{slot_key, BackupStats, JobReport, Outcome, ReportKind};
+use chrono::{DateTime, Utc};
 use redb::{ReadableTable, WriteTransaction};
 
 use super::jobs::{
-    backup_job, create, finish, outcome_name, put, queue_key, JobRecord, JobState, LastRun,
-    MAX_AGENT_ATTEMPTS,
+    backup_job, create, finish, outcome_name, put, queue_key, save_backup_successes, JobRecord,
+    JobState, LastRun, MAX_AGENT_ATTEMPTS,
 };
 use super::{get_json, put_json, JOBS, LAST_RUNS, QUEUE, REPORTS, SLOTS};
-use crate::engine::RunBook;
 use crate::error::{Error, Result};
 use crate::state::agents::AgentRecord;
 use crate::state::pds::{put_snapshot, SnapshotEntry};
 
-/// What a batch of reports did, for metrics after the commit.
+/// What a batch of reports did, for memory and metrics after the commit.
 #[derive(Debug, Default)]
 pub struct Applied {
     /// Every report id now stored (new and resent).
     pub accepted: Vec<String>,
     /// Reports applied by this batch (not seen before).
     pub new: Vec<JobReport>,
+    /// The job each of `new` finished (same order).
+    pub jobs: Vec<String>,
+    /// Last runs written (for the fleet view).
+    pub runs: Vec<LastRun>,
+    /// PD → end of its newest successful backup in this batch (for the
+    /// RunBook: replication follows backups).
+    pub successes: BTreeMap<String, DateTime<Utc>>,
 }
 
 fn find_job_for_report(
@@ -59,12 +73,13 @@ fn find_job_for_report(
     Ok(None)
 }
 
-/// Applies a batch of one agent's reports in the caller's transaction.
+/// Applies a batch of one agent's reports in the caller's transaction,
+/// with the PDs' newest backup successes
+/// ([`crate::state::jobs::save_backup_successes`]).
 pub fn apply_reports(
     txn: &WriteTransaction,
     agent: &AgentRecord,
     reports: &[JobReport],
-    book: &mut RunBook,
 ) -> Result<Applied> {
     let mut applied = Applied::default();
     for r in reports {
@@ -76,12 +91,14 @@ pub fn apply_reports(
             applied.accepted.push(r.report_id.clone());
             continue;
         }
-        let job_id = apply_one(txn, agent, r, book)?;
+        let job_id = apply_one(txn, agent, r, &mut applied)?;
         txn.open_table(REPORTS)?
             .insert(key.as_str(), job_id.as_bytes())?;
         applied.accepted.push(r.report_id.clone());
         applied.new.push(r.clone());
+        applied.jobs.push(job_id);
     }
+    save_backup_successes(txn, &applied.successes)?;
     Ok(applied)
 }
 
@@ -89,7 +106,7 @@ fn apply_one(
     txn: &WriteTransaction,
     agent: &AgentRecord,
     r: &JobReport,
-    book: &mut RunBook,
+    applied: &mut Applied,
 ) -> Result<String> {
     let existing = find_job_for_report(txn, agent, r)?.filter(|j| j.state != JobState::Finished);
     let mut job = match existing {
@@ -150,7 +167,7 @@ fn apply_one(
         ..
     } = &r.kind
     {
-        record_backup(txn, agent, source, r, snapshot.as_deref(), stats, book)?;
+        record_backup(txn, agent, source, r, snapshot.as_deref(), stats, applied)?;
     }
     Ok(job.id)
 }
@@ -170,7 +187,7 @@ fn record_backup(
     r: &JobReport,
     snapshot: Option<&str>,
     stats: &BackupStats,
-    book: &mut RunBook,
+    applied: &mut Applied,
 ) -> Result<()> {
     let key = format!("{}/{}/{}", agent.pd, agent.host, source);
     let mut runs = txn.open_table(LAST_RUNS)?;
@@ -192,10 +209,17 @@ fn record_backup(
     let ok = matches!(r.outcome, Outcome::Succeeded | Outcome::Partial) && snapshot.is_some();
     if ok {
         last.last_success = Some(r.finished);
-        book.record_backup_success(&agent.pd, r.finished);
+        let newest = applied
+            .successes
+            .entry(agent.pd.clone())
+            .or_insert(r.finished);
+        if *newest < r.finished {
+            *newest = r.finished;
+        }
     }
     put_json(&mut runs, &key, &last)?;
     drop(runs);
+    applied.runs.push(last);
     record_snapshot(txn, agent, source, r, snapshot, stats)
 }
 
