@@ -57,6 +57,12 @@ pub struct App {
     /// The tamper-evident audit log (hash chain in the state file, signed
     /// checkpoints with the controller's key). Record through [`App::record`].
     pub audit: crate::audit::Auditor<Arc<crate::audit::RedbAuditLog>>,
+    // controller performance (issue 7)
+    /// Group commit for the hot writes (polls, reports, dispatch, site-job
+    /// results): see `state::writer`.
+    pub writer: crate::state::writer::Writer,
+    /// Fleet status from memory, kept current by the writer's commits.
+    pub fleet: crate::fleet::FleetView,
 }
 
 /// What the controller knows of an agent only in memory.

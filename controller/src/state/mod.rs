@@ -17,6 +17,7 @@ pub mod reports;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
+pub mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
