@@ -329,6 +329,7 @@ pub async fn enroll(
         .await?;
     // A second enrollment racing with the same token loses here.
     consumed.map_err(refuse)?;
+    app.fleet.agents_changed(); // fleet status reads the agents again (issue 7)
     tracing::info!(agent = %agent_id, host = %req.host, pd = %pd.pd, "agent enrolled");
     Ok(EnrollResponse {
         agent_id,

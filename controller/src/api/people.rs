@@ -182,6 +182,7 @@ pub async fn revoke(
             Ok(revoked)
         })
         .await?;
+    app.fleet.agents_changed(); // fleet status reads the agents again (issue 7)
     if revoked.is_empty() {
         return Err(ApiErr::not_found(format!(
             "no agent of host {host} is enrolled (or it is revoked already)"
@@ -244,6 +245,7 @@ pub async fn register_pd(
             Ok(result)
         })
         .await?;
+    app.fleet.agents_changed(); // fleet status reads the PDs again (issue 7)
     result
         .map(Json)
         .map_err(|m| ApiErr::new(StatusCode::CONFLICT, m))
