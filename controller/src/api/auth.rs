@@ -234,6 +234,53 @@ pub const ROUTES: &[RouteSpec] = &[
         path: "/api/v1/reports/compliance",
         access: Access::People(EVERYONE),
     },
+    // drills (issue 8): api/drills.rs; grants are the PD's Wali Data's
+    // alone (checked in the handlers), revocation also an admin's
+    RouteSpec {
+        method: "GET",
+        path: super::drills::MATERIAL,
+        access: Access::People(&["custodian"]),
+    },
+    RouteSpec {
+        method: "POST",
+        path: super::drills::GRANTS_OF_PD,
+        access: Access::People(&["custodian"]),
+    },
+    RouteSpec {
+        method: "GET",
+        path: super::drills::GRANTS,
+        access: Access::People(EVERYONE),
+    },
+    RouteSpec {
+        method: "POST",
+        path: super::drills::REVOKE,
+        access: Access::People(&["admin", "custodian"]),
+    },
+    RouteSpec {
+        method: "GET",
+        path: super::drills::DRILLS,
+        access: Access::People(EVERYONE),
+    },
+    RouteSpec {
+        method: "GET",
+        path: super::drills::DRILL,
+        access: Access::People(EVERYONE),
+    },
+    RouteSpec {
+        method: "GET",
+        path: super::drills::REPORT_JSON,
+        access: Access::People(EVERYONE),
+    },
+    RouteSpec {
+        method: "GET",
+        path: super::drills::REPORT_PDF,
+        access: Access::People(EVERYONE),
+    },
+    RouteSpec {
+        method: "GET",
+        path: super::drills::REPORT_HTML,
+        access: Access::People(EVERYONE),
+    },
 ];
 
 /// The SHA-256 (hex) of the client certificate the connection presented,

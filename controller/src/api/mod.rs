@@ -6,6 +6,7 @@ pub mod agent;
 pub mod audit;
 pub mod anomalies;
 pub mod auth;
+pub mod drills;
 pub mod openapi;
 pub mod people;
 pub mod reports;
@@ -247,6 +248,8 @@ pub fn router(app: Arc<App>) -> Router {
         // audit log and reports (issue 8): api/audit.rs, api/reports.rs
         .merge(audit::routes())
         .merge(reports::routes())
+        // drills (issue 8): controller/src/api/drills.rs
+        .merge(drills::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::authorise,

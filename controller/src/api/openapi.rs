@@ -26,6 +26,10 @@ use super::{agent, people, App};
         crate::console::users::change,
         // ransomware early warning
         super::anomalies::list, super::anomalies::clear_hold,
+        // drills
+        super::drills::material, super::drills::grant, super::drills::grants,
+        super::drills::revoke, super::drills::list, super::drills::show,
+        super::drills::report_json, super::drills::report_pdf, super::drills::report_html,
         // audit log and reports
         super::audit::list, super::reports::compliance, super::reports::list,
         super::reports::download,

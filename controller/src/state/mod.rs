@@ -11,6 +11,7 @@
 
 pub mod agents;
 pub mod anomalies;
+pub mod drills;
 pub mod jobs;
 pub mod pds;
 pub mod reports;
@@ -60,7 +61,7 @@ pub const META: JsonTable = TableDefinition::new("meta");
 /// SHA-256 of a console session id (hex) → the session.
 pub const SESSIONS: JsonTable = TableDefinition::new("sessions");
 
-const ALL: [JsonTable; 18] = [
+const ALL: [JsonTable; 21] = [
     AGENTS,
     AGENT_BY_CERT,
     TOKENS,
@@ -80,6 +81,10 @@ const ALL: [JsonTable; 18] = [
     anomalies::ANOMALY_STATUS,
     anomalies::ANOMALY_HOLDS,
     SESSIONS,
+    // drills (issue 8)
+    drills::DRILL_GRANTS,
+    drills::DRILLS,
+    drills::DRILL_REPORTS,
 ];
 
 pub struct State {
