@@ -30,6 +30,7 @@ pub mod publish;
 pub mod rebuild;
 pub mod registration;
 pub mod report;
+pub mod restore;
 pub mod state;
 pub mod tls;
 

@@ -281,6 +281,43 @@ pub const ROUTES: &[RouteSpec] = &[
         path: super::drills::REPORT_HTML,
         access: Access::People(EVERYONE),
     },
+    // restores (issue 8): controller/src/api/restores.rs; custodians are
+    // limited to their PDs, approve/reject to the PD's Wali Data, in the handlers
+    RouteSpec {
+        method: "POST",
+        path: cadang_proto::restore::paths::RESTORES,
+        access: Access::People(STAFF),
+    },
+    RouteSpec {
+        method: "GET",
+        path: cadang_proto::restore::paths::RESTORES,
+        access: Access::People(EVERYONE),
+    },
+    RouteSpec {
+        method: "GET",
+        path: cadang_proto::restore::paths::RESTORE,
+        access: Access::People(EVERYONE),
+    },
+    RouteSpec {
+        method: "GET",
+        path: cadang_proto::restore::paths::MATERIAL,
+        access: Access::People(&["custodian"]),
+    },
+    RouteSpec {
+        method: "POST",
+        path: cadang_proto::restore::paths::APPROVE,
+        access: Access::People(&["custodian"]),
+    },
+    RouteSpec {
+        method: "POST",
+        path: cadang_proto::restore::paths::REJECT,
+        access: Access::People(&["custodian"]),
+    },
+    RouteSpec {
+        method: "POST",
+        path: cadang_proto::restore::paths::CANCEL,
+        access: Access::People(STAFF),
+    },
 ];
 
 /// The SHA-256 (hex) of the client certificate the connection presented,

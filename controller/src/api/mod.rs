@@ -9,6 +9,7 @@ pub mod auth;
 pub mod drills;
 pub mod openapi;
 pub mod people;
+pub mod restores;
 pub mod reports;
 
 use std::collections::HashMap;
@@ -250,6 +251,8 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(reports::routes())
         // drills (issue 8): controller/src/api/drills.rs
         .merge(drills::routes())
+        // restores (issue 8): controller/src/api/restores.rs
+        .merge(restores::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::authorise,

@@ -24,6 +24,10 @@ use super::{agent, people, App};
         crate::console::restores::list, crate::console::reports::list, crate::console::audit::page,
         crate::console::audit::export, crate::console::users::page, crate::console::users::add,
         crate::console::users::change,
+        // restores
+        super::restores::file, super::restores::list, super::restores::show,
+        super::restores::material, super::restores::approve, super::restores::reject,
+        super::restores::cancel,
         // ransomware early warning
         super::anomalies::list, super::anomalies::clear_hold,
         // drills

@@ -15,6 +15,7 @@ pub mod drills;
 pub mod jobs;
 pub mod pds;
 pub mod reports;
+pub mod restores;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
@@ -61,7 +62,7 @@ pub const META: JsonTable = TableDefinition::new("meta");
 /// SHA-256 of a console session id (hex) → the session.
 pub const SESSIONS: JsonTable = TableDefinition::new("sessions");
 
-const ALL: [JsonTable; 21] = [
+const ALL: [JsonTable; 22] = [
     AGENTS,
     AGENT_BY_CERT,
     TOKENS,
@@ -85,6 +86,8 @@ const ALL: [JsonTable; 21] = [
     drills::DRILL_GRANTS,
     drills::DRILLS,
     drills::DRILL_REPORTS,
+    // restores (issue 8)
+    restores::RESTORES,
 ];
 
 pub struct State {
