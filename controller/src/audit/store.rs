@@ -111,6 +111,11 @@ impl RedbAuditLog {
         })?;
         Ok(RedbAuditLog { state })
     }
+
+    /// The state file the log lives in.
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(seq: u64, bytes: &[u8]) -> Result<T> {
