@@ -362,6 +362,11 @@ async fn serve(
     while conns.join_next().await.is_some() {}
 }
 
+/// Plaintext rustls may queue per connection (default 64 KiB).
+const TLS_BUFFER_LIMIT: usize = 16 * 1024;
+/// hyper's per-connection read buffer bound (its minimum is 8 KiB).
+const HTTP_BUFFER_LIMIT: usize = 16 * 1024;
+
 /// One TLS connection. Plain HTTP, a failed handshake or a certificate from
 /// another CA ends here, before any route runs.
 async fn connection(
@@ -371,7 +376,7 @@ async fn connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = tcp.set_nodelay(true);
-    let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+    let mut tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "TLS handshake refused");
@@ -379,6 +384,9 @@ async fn connection(
         }
         Err(_) => return,
     };
+    // 10,000 agents hold a connection each: bound what one may buffer
+    // (a large answer such as fleet status waits for the socket instead).
+    tls.get_mut().1.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
     let peer = PeerCert(
         tls.get_ref()
             .1
@@ -393,6 +401,9 @@ async fn connection(
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
+        // Requests are small JSON; the default lets one connection's read
+        // buffer grow to ~400 KiB and keep it.
+        .max_buf_size(HTTP_BUFFER_LIMIT)
         .serve_connection(TokioIo::new(tls), service);
     tokio::pin!(conn);
     tokio::select! {
