@@ -23,26 +23,26 @@ const LANGS: [&str; 2] = ["id", "en"];
 const WALI_DUKCAPIL: Person = Person {
     name: "wali.dukcapil",
     nip: Some("198111072008042001"),
-    roles: &["custodian:DUKCAPIL"],
-    password: "kata sandi wali dukcapil 1",
+    role: "custodian:DUKCAPIL",
+    login: "wali.dukcapil",
 };
 const WALI_DISDIK: Person = Person {
     name: "wali.disdik",
     nip: Some("198702142012012003"),
-    roles: &["custodian:DISDIK"],
-    password: "kata sandi wali disdik 1",
+    role: "custodian:DISDIK",
+    login: "wali.disdik",
 };
 const OPERATOR: Person = Person {
     name: "operator@kab-uji.go.id",
     nip: Some("199001012015031002"),
-    roles: &["operator"],
-    password: "kata sandi operator 1",
+    role: "operator",
+    login: "operator",
 };
 const AUDITOR: Person = Person {
     name: "auditor@kab-uji.go.id",
     nip: None,
-    roles: &["auditor"],
-    password: "kata sandi auditor 1",
+    role: "auditor",
+    login: "auditor",
 };
 
 fn hosts(root: &std::path::Path) -> Vec<HostSpec> {
@@ -141,7 +141,12 @@ fn first_snapshot(c: &Cluster, pd: &str, host: &str) {
 #[test]
 fn custodian_approves_in_the_browser_and_the_agent_restores_in_both_languages() {
     let data = tempfile::tempdir().unwrap();
-    let c = regency(&data);
+    let mut c = regency(&data);
+    // People sign in through the provider (the password login is the
+    // console's own test, controller/tests/console.rs).
+    let redirect = format!("{}/console/sso/callback", c.url);
+    let provider = harness::Provider::start(&redirect, &c.dir().join("oidc-provider.log"));
+    harness::enable_sso(&mut c, &provider);
     first_snapshot(&c, "DUKCAPIL", "fs-dukcapil");
     first_snapshot(&c, "DISDIK", "fs-disdik");
     // A request of the other PD, which the Wali Data of DUKCAPIL must
@@ -152,12 +157,13 @@ fn custodian_approves_in_the_browser_and_the_agent_restores_in_both_languages() 
         let settings = json!({
             "url": c.url,
             "lang": lang,
+            "issuer": provider.issuer,
             "passphrase": harness::passphrase(),
             "screenshots": harness::screenshot_dir(&c),
             "people": {
-                "operator": {"name": OPERATOR.name, "password": OPERATOR.password},
-                "custodian": {"name": WALI_DUKCAPIL.name, "password": WALI_DUKCAPIL.password},
-                "auditor": {"name": AUDITOR.name, "password": AUDITOR.password},
+                "operator": {"name": OPERATOR.name, "login": OPERATOR.login},
+                "custodian": {"name": WALI_DUKCAPIL.name, "login": WALI_DUKCAPIL.login},
+                "auditor": {"name": AUDITOR.name, "login": AUDITOR.login},
             },
             "restore": {
                 "pd": "DUKCAPIL",
@@ -182,24 +188,8 @@ fn custodian_approves_in_the_browser_and_the_agent_restores_in_both_languages() 
 
 /// Files a restore request with the admin's token; its id.
 fn file_as_admin(c: &Cluster, body: &Value) -> String {
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sS",
-            "--fail-with-body",
-            "--cacert",
-            &c.ca().display().to_string(),
-            "-H",
-            &format!("Authorization: Bearer {}", c.token),
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            &body.to_string(),
-            &format!("{}/api/v1/restores", c.url),
-        ])
-        .output()
-        .expect("curl runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "filing as admin: {text}");
+    let (ok, text) = harness::curl_json(c, "/api/v1/restores", body);
+    assert!(ok, "filing as admin: {text}");
     let v: Value = serde_json::from_str(&text).expect("JSON");
     v["id"]
         .as_str()

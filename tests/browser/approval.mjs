@@ -13,8 +13,7 @@ const sizes = {};
 
 async function fileRequest(browser) {
   const { page, sizes: s } = await person(browser, cfg);
-  const op = cfg.people.operator;
-  await signIn(page, cfg, op.name, op.password);
+  await signIn(page, cfg, cfg.people.operator);
   await page.goto(`${cfg.url}/console/restores?lang=${cfg.lang}`);
   await shot(page, cfg, "operator-restores");
   const form = page.locator("form#file-restore");
@@ -57,8 +56,7 @@ async function fileRequest(browser) {
 
 async function approve(browser, id) {
   const { page, recorder, sizes: s } = await person(browser, cfg);
-  const w = cfg.people.custodian;
-  await signIn(page, cfg, w.name, w.password);
+  await signIn(page, cfg, cfg.people.custodian);
   await page.goto(`${cfg.url}/console/restores/${id}?lang=${cfg.lang}`);
   const form = page.locator("form#approve");
   expect((await form.count()) === 1, `the Wali Data's request page has no approval form: ${await page.content()}`);
@@ -109,8 +107,7 @@ async function waitDone(page, id) {
 
 async function auditorLooks(browser, id) {
   const { page, sizes: s } = await person(browser, cfg);
-  const a = cfg.people.auditor;
-  await signIn(page, cfg, a.name, a.password);
+  await signIn(page, cfg, cfg.people.auditor);
   await page.goto(`${cfg.url}/console/restores/${id}?lang=${cfg.lang}`);
   expect((await page.locator("form#approve").count()) === 0, "the auditor is offered the approval form");
   await shot(page, cfg, "auditor-request");
@@ -134,8 +131,7 @@ async function auditorLooks(browser, id) {
 
 async function otherPd(browser, foreignId) {
   const { page } = await person(browser, cfg);
-  const w = cfg.people.custodian;
-  await signIn(page, cfg, w.name, w.password);
+  await signIn(page, cfg, cfg.people.custodian);
   const pdPage = await page.goto(`${cfg.url}/console/pds/${cfg.other.pd}`);
   expect(pdPage.status() === 403, `the Wali Data of ${cfg.restore.pd} opened ${cfg.other.pd}'s page (${pdPage.status()})`);
   const reqPage = await page.goto(`${cfg.url}/console/restores/${foreignId}`);

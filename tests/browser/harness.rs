@@ -105,49 +105,63 @@ pub fn restart_controller(c: &mut Cluster) {
     c.start_controller();
 }
 
-/// A person of the test regency.
+/// A person of the test regency: a cadang user and, under `login`, their
+/// account at the test provider (oidc/provider.mjs).
 #[derive(Clone)]
 pub struct Person {
     pub name: &'static str,
     pub nip: Option<&'static str>,
     /// `admin`, `operator`, `auditor`, `custodian:PD`.
-    pub roles: &'static [&'static str],
-    pub password: &'static str,
+    pub role: &'static str,
+    pub login: &'static str,
 }
 
-/// Adds people with passwords through `cadang user add` against the
-/// running controller (the admin's API token).
+impl Person {
+    /// The body of `POST /api/v1/users` (proto `CreateUser`).
+    fn create_body(&self) -> Value {
+        let mut v = serde_json::json!({"name": self.name, "nip": self.nip});
+        match self.role.split_once(':') {
+            Some(("custodian", pd)) => {
+                v["role"] = "custodian".into();
+                v["pds"] = serde_json::json!([pd]);
+            }
+            _ => v["role"] = self.role.into(),
+        }
+        v
+    }
+}
+
+/// Adds people through the API with the admin's token. Their roles are
+/// granted here, in cadang; the provider only says who they are.
 pub fn add_people(c: &Cluster, people: &[Person]) {
     for p in people {
-        let mut args = vec!["user", "add", p.name];
-        if let Some(n) = p.nip {
-            args.extend(["--nip", n]);
-        }
-        for r in p.roles {
-            args.extend(["--role", r]);
-        }
-        args.push("--password-stdin");
-        let mut cmd = c.api(&args);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("cadang user add runs");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(format!("{}\n", p.password).as_bytes())
-            .expect("password on stdin");
-        let out = child.wait_with_output().expect("cadang user add");
-        assert!(
-            out.status.success(),
-            "cadang user add {}: {}{}",
-            p.name,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (status, body) = curl_json(c, "/api/v1/users", &p.create_body());
+        assert!(status, "adding {}: {body}", p.name);
     }
+}
+
+/// `POST path` with the admin's token: success and the answer.
+pub fn curl_json(c: &Cluster, path: &str, body: &Value) -> (bool, String) {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--fail-with-body",
+            "--cacert",
+            &c.ca().display().to_string(),
+            "-H",
+            &format!("Authorization: Bearer {}", c.token),
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body.to_string(),
+            &format!("{}{path}", c.url),
+        ])
+        .output()
+        .expect("curl runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 /// Runs `tests/browser/<script>` with `settings` (a JSON file the script

@@ -94,7 +94,14 @@ export function checkSizes(sizes, who) {
   return report;
 }
 
-export async function signIn(page, cfg, user, password) {
+/// Signs `who` in: with the cadang password when the test gives one, else
+/// through the OpenID provider's login (and consent) pages.
+export async function signIn(page, cfg, who) {
+  if (who.password) return signInPassword(page, cfg, who.name, who.password);
+  return signInSso(page, cfg, who.login);
+}
+
+export async function signInPassword(page, cfg, user, password) {
   await page.goto(`${cfg.url}/console/login?lang=${cfg.lang}`);
   await page.fill("input[name=user]", user);
   await page.fill("input[name=password]", password);
@@ -103,6 +110,26 @@ export async function signIn(page, cfg, user, password) {
     const why = await page.locator("[role=alert]").textContent().catch(() => "");
     fail(`${user} could not sign in: ${why}`);
   }
+}
+
+/// From the console's login page through the provider and back.
+export async function signInSso(page, cfg, login) {
+  await page.goto(`${cfg.url}/console/login?lang=${cfg.lang}`);
+  const button = page.locator("a[href^='/console/sso/login']");
+  expect((await button.count()) === 1, "the login page offers no SSO button");
+  await button.click();
+  await page.waitForURL((u) => u.href.startsWith(cfg.issuer), { timeout: 15000 });
+  await page.fill("input[name=login]", login);
+  await page.fill("input[name=password]", "any password: the test provider takes it");
+  await page.click("button[type=submit]");
+  await page.waitForLoadState("load");
+  // The provider asks for consent once per client and person.
+  if (page.url().startsWith(cfg.issuer)) {
+    const consent = page.locator("button:has-text('Continue')");
+    if (await consent.count()) await consent.click();
+  }
+  await page.waitForURL((u) => u.href.startsWith(cfg.url), { timeout: 15000 });
+  await page.waitForLoadState("load");
 }
 
 export async function shot(page, cfg, name) {

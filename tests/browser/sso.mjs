@@ -2,26 +2,13 @@
 // a Wali Data with an NIP claim gets their cadang roles; an auditor
 // without NIP (matched by verified e-mail) gets auditor only; an operator
 // whose provider account carries no NIP gets no session at all.
-import { config, main, person, shot, expect, fetchStatus, csrfOf, checkSizes } from "./lib.mjs";
+import { config, main, person, shot, expect, fetchStatus, csrfOf, checkSizes, signInSso } from "./lib.mjs";
 
 const cfg = config();
 
 /// Through the provider's login and consent pages and back.
 async function ssoLogin(page, login) {
-  await page.goto(`${cfg.url}/console/login?lang=${cfg.lang}`);
-  const button = page.locator("a[href^='/console/sso/login']");
-  expect((await button.count()) === 1, "the login page offers no SSO button");
-  await button.click();
-  await page.waitForURL((u) => u.href.startsWith(cfg.issuer), { timeout: 15000 });
-  await page.fill("input[name=login]", login);
-  await page.fill("input[name=password]", "any password: the test provider takes it");
-  await page.click("button[type=submit]");
-  // The provider asks for consent once per client and person.
-  const consent = page.locator("button:has-text('Continue')");
-  await page.waitForLoadState("load");
-  if (await consent.count()) await consent.click();
-  await page.waitForURL((u) => u.href.startsWith(cfg.url), { timeout: 15000 });
-  await page.waitForLoadState("load");
+  await signInSso(page, cfg, login);
 }
 
 async function rolesShown(page) {

@@ -39,6 +39,8 @@ pub use provider::{Discovery, Provider};
 
 pub const LOGIN_PATH: &str = "/console/sso/login";
 pub const CALLBACK_PATH: &str = "/console/sso/callback";
+/// Where a signed-in person lands.
+const AFTER_LOGIN: &str = "/console/fleet";
 /// Holds the flow's `state` between the two routes.
 const FLOW_COOKIE: &str = "cadang_sso";
 /// A login must come back from the provider within this.
@@ -225,32 +227,29 @@ impl Sso {
         )
     }
 
-    /// Stage 3: the cadang user, a session, the audit entry, in one commit.
-    fn sign_in(&self, who: &SsoIdentity) -> Result<(String, UserRecord), OidcError> {
-        let now = self.app.clock.now();
+    /// Stage 3: the cadang user this person is, or the refusal (audited
+    /// here; an admitted login is audited with its session, by
+    /// `login::open_session`).
+    async fn admit(&self, who: &SsoIdentity) -> Result<UserRecord, OidcError> {
         let all = self.app.state.read(users::all)?;
-        let user = match match_user(&all, who) {
-            Ok(u) => u,
+        match match_user(&all, who) {
+            Ok(u) => Ok(u),
             Err(reason) => {
-                self.app.record(
-                    NewEntry::new(&who.actor(), "user.login", &who.actor(), "refused").detail(
-                        serde_json::json!({"method": "sso", "sub": who.sub, "reason": reason}),
-                    ),
-                )?;
-                return Err(OidcError::Refused(reason));
+                let (app, who2, why) = (self.app.clone(), who.clone(), reason.clone());
+                self.app
+                    .state
+                    .write_blocking(move |txn| {
+                        app.record_in(
+                            txn,
+                            NewEntry::new(&who2.actor(), "user.login", &who2.actor(), "refused")
+                                .detail(serde_json::json!({"method": "sso", "sub": who2.sub, "reason": why})),
+                        )
+                        .map(|_| ())
+                    })
+                    .await?;
+                Err(OidcError::Refused(reason))
             }
-        };
-        let id = self.app.state.write(|txn| {
-            let (id, _) = sessions::create(txn, &user.name, "sso", now)?;
-            self.app.record_in(
-                txn,
-                NewEntry::new(&user.actor(), "user.login", &user.name, "ok").detail(
-                    serde_json::json!({"method": "sso", "issuer": self.settings.issuer, "sub": who.sub, "roles": user.kinds()}),
-                ),
-            )?;
-            Ok(id)
-        })?;
-        Ok((id, user))
+        }
     }
 }
 
@@ -446,26 +445,26 @@ pub async fn callback(
         Ok(sso) => finish(&sso, &headers, q).await,
         Err(e) => Err(e),
     };
-    match finished {
-        Ok((session, _user)) => (
-            StatusCode::SEE_OTHER,
-            [
-                (header::LOCATION, "/console/".to_string()),
-                (header::SET_COOKIE, session_cookie(&session)),
-                (header::SET_COOKIE, flow_cookie("", 0)),
-                (header::CACHE_CONTROL, "no-store".into()),
-            ],
-        )
-            .into_response(),
-        Err(e) => failure(e),
+    let user = match finished {
+        Ok(u) => u,
+        Err(e) => return failure(e),
+    };
+    let Ok(sso) = ready(&slot) else {
+        return failure(OidcError::Flow);
+    };
+    match super::login::open_session(&sso.app, &user, "sso", AFTER_LOGIN).await {
+        Ok(mut resp) => {
+            // The flow is over: its cookie goes.
+            if let Ok(v) = header::HeaderValue::from_str(&flow_cookie("", 0)) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+            resp
+        }
+        Err(e) => e.into_response(),
     }
 }
 
-async fn finish(
-    sso: &Sso,
-    headers: &HeaderMap,
-    q: CallbackQuery,
-) -> Result<(String, UserRecord), OidcError> {
+async fn finish(sso: &Sso, headers: &HeaderMap, q: CallbackQuery) -> Result<UserRecord, OidcError> {
     let state = q.state.as_deref().unwrap_or_default();
     let pending = sso.take(state, cookie(headers, FLOW_COOKIE).as_deref())?;
     if let Some(err) = q.error {
@@ -488,16 +487,7 @@ async fn finish(
         .ok_or_else(|| OidcError::Provider("the provider sent no code".into()))?;
     let claims = sso.redeem(&code, &pending).await?;
     let who = SsoIdentity::from_claims(&claims, &sso.settings.nip_claim);
-    sso.sign_in(&who)
-}
-
-/// The session cookie, as the console's own login sets it.
-fn session_cookie(id: &str) -> String {
-    super::session::set_cookie(
-        super::session::SESSION_COOKIE,
-        id,
-        sessions::ABSOLUTE_HOURS * 3600,
-    )
+    sso.admit(&who).await
 }
 
 /// `SameSite=Lax`: the provider sends the browser back with a top-level

@@ -27,6 +27,18 @@ export const ACCOUNTS = {
     email_verified: true,
     nip: "198111072008042001",
   },
+  "wali.disdik": {
+    name: "Wali DISDIK",
+    email: "wali.disdik@kab-uji.go.id",
+    email_verified: true,
+    nip: "198702142012012003",
+  },
+  "operator": {
+    name: "Operator Pusat Data",
+    email: "operator@kab-uji.go.id",
+    email_verified: true,
+    nip: "199001012015031002",
+  },
   "auditor": {
     name: "Auditor Inspektorat",
     email: "auditor@kab-uji.go.id",
