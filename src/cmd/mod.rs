@@ -13,3 +13,4 @@ pub mod read;
 pub mod replicate;
 pub mod repo;
 pub mod report;
+pub mod restore_request;
