@@ -46,7 +46,10 @@ fn source_database() -> (Sandbox, PgCluster) {
          INSERT INTO penduduk SELECT lpad(g::text, 16, '0'), 'Warga ' || g FROM generate_series(1, {ROWS}) g"
     ))
     .unwrap();
-    assert_eq!(db.query("SELECT count(*) FROM penduduk").unwrap(), ROWS.to_string());
+    assert_eq!(
+        db.query("SELECT count(*) FROM penduduk").unwrap(),
+        ROWS.to_string()
+    );
     (sandbox, db)
 }
 
@@ -75,7 +78,10 @@ fn dr_on_s3(c: &mut Cluster, s3: &S3Server) {
     let path = c.config_path();
     let text = std::fs::read_to_string(&path).unwrap();
     let old = format!("[stores.drc]\nurl = \"{}\"\n", c.dir().join("dr").display());
-    assert!(text.contains(&old), "controller.toml has no [stores.drc]: {text}");
+    assert!(
+        text.contains(&old),
+        "controller.toml has no [stores.drc]: {text}"
+    );
     let new = format!(
         "[stores.drc]\nurl = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
         s3.url("drc", "stores"),
@@ -176,7 +182,11 @@ fn wait_drill(
         drills(c).into_iter().find(|d| {
             d["state"] == state
                 && after.is_none_or(|a| d["id"].as_str().unwrap_or("") > a)
-                && (d["reasons"].as_array().unwrap().iter().any(|r| reason(r.as_str().unwrap()))
+                && (d["reasons"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| reason(r.as_str().unwrap()))
                     || (state == "passed" && d["reasons"].as_array().unwrap().is_empty()))
         })
     })
@@ -197,9 +207,15 @@ fn report_file(c: &Cluster, id: &str, format: &str) -> PathBuf {
 }
 
 fn verify(file: &Path, key: &str) -> std::process::Output {
-    cadang(&["report", "verify", &file.display().to_string(), "--key", key])
-        .output()
-        .unwrap()
+    cadang(&[
+        "report",
+        "verify",
+        &file.display().to_string(),
+        "--key",
+        key,
+    ])
+    .output()
+    .unwrap()
 }
 
 /// The controller's public report key, from its signing key file.
@@ -246,29 +262,43 @@ fn scheduled_drills_from_the_dr_s3_store_with_a_postgres_check_are_signed_and_ju
     enroll_runner(&mut c);
 
     // Before any grant the drill falls due and fails, saying why.
-    let no_grant = wait_drill(&c, "a drill refused for want of a grant", None, "failed", |r| {
-        r.contains("no drill grant")
-    });
+    let no_grant = wait_drill(
+        &c,
+        "a drill refused for want of a grant",
+        None,
+        "failed",
+        |r| r.contains("no drill grant"),
+    );
     assert_eq!(no_grant["has_report"], false, "{no_grant}");
 
     // The Wali Data grants drills on their own machine.
     let wali = wali_token(&c);
     let out = c
-        .api(&["drill", "grant", "--pd", PD, "--runner", RUNNER, "--valid", "30d", "--json"])
+        .api(&[
+            "drill", "grant", "--pd", PD, "--runner", RUNNER, "--valid", "30d", "--json",
+        ])
         .env("CADANG_TOKEN", &wali)
         .output()
         .unwrap();
-    assert!(out.status.success(), "drill grant: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "drill grant: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let grant: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(grant["runner"], RUNNER);
     let too_long = c
-        .api(&["drill", "grant", "--pd", PD, "--runner", RUNNER, "--valid", "400d"])
+        .api(&[
+            "drill", "grant", "--pd", PD, "--runner", RUNNER, "--valid", "400d",
+        ])
         .env("CADANG_TOKEN", &wali)
         .output()
         .unwrap();
     assert!(!too_long.status.success(), "a grant over a year is refused");
     let admin = c
-        .api(&["drill", "grant", "--pd", PD, "--runner", RUNNER, "--valid", "30d"])
+        .api(&[
+            "drill", "grant", "--pd", PD, "--runner", RUNNER, "--valid", "30d",
+        ])
         .output()
         .unwrap();
     assert!(!admin.status.success(), "an admin is not the Wali Data");
@@ -284,7 +314,13 @@ fn scheduled_drills_from_the_dr_s3_store_with_a_postgres_check_are_signed_and_ju
     let pdf_file = report_file(&c, &id, "pdf");
     for f in [&json_file, &pdf_file] {
         let v = verify(f, &key);
-        assert!(v.status.success(), "report verify {}: {}{}", f.display(), String::from_utf8_lossy(&v.stdout), String::from_utf8_lossy(&v.stderr));
+        assert!(
+            v.status.success(),
+            "report verify {}: {}{}",
+            f.display(),
+            String::from_utf8_lossy(&v.stdout),
+            String::from_utf8_lossy(&v.stderr)
+        );
     }
     let doc: Value = serde_json::from_slice(&std::fs::read(&json_file).unwrap()).unwrap();
     let body = &doc["body"];
@@ -309,20 +345,34 @@ fn scheduled_drills_from_the_dr_s3_store_with_a_postgres_check_are_signed_and_ju
     assert_ne!(changed, text);
     let bad_json = c.dir().join("changed.json");
     std::fs::write(&bad_json, changed).unwrap();
-    assert!(!verify(&bad_json, &key).status.success(), "a changed JSON byte must fail");
+    assert!(
+        !verify(&bad_json, &key).status.success(),
+        "a changed JSON byte must fail"
+    );
     let mut pdf = std::fs::read(&pdf_file).unwrap();
     let mid = pdf.len() / 2;
     pdf[mid] ^= 0x01;
     let bad_pdf = c.dir().join("changed.pdf");
     std::fs::write(&bad_pdf, pdf).unwrap();
-    assert!(!verify(&bad_pdf, &key).status.success(), "a changed PDF byte must fail");
+    assert!(
+        !verify(&bad_pdf, &key).status.success(),
+        "a changed PDF byte must fail"
+    );
 
     // The reports are in the PD's repository at both sites.
     let name = format!("{PD}-{id}.json");
-    assert!(c.onsite(PD).join("reports/drill-report").join(&name).exists(), "on-site copy of {name}");
+    assert!(
+        c.onsite(PD)
+            .join("reports/drill-report")
+            .join(&name)
+            .exists(),
+        "on-site copy of {name}"
+    );
     let metrics = c.metrics();
     assert!(
-        metrics.contains(&format!("cadang_drill_last{{pd=\"{PD}\",result=\"passed\"}} 1")),
+        metrics.contains(&format!(
+            "cadang_drill_last{{pd=\"{PD}\",result=\"passed\"}} 1"
+        )),
         "{metrics}"
     );
 
@@ -336,22 +386,32 @@ fn scheduled_drills_from_the_dr_s3_store_with_a_postgres_check_are_signed_and_ju
     });
     assert_eq!(over["has_report"], true);
     let over_id = over["id"].as_str().unwrap().to_string();
-    assert!(metrics_failed(&c) >= 2, "cadang_drill_failed_total counts the failures");
+    assert!(
+        metrics_failed(&c) >= 2,
+        "cadang_drill_failed_total counts the failures"
+    );
 
     // A damaged DR copy: reported failed with the reason.
     assert!(damage_dr_packs(&s3) > 0, "the DR copy has packs to damage");
-    let damaged = wait_drill(&c, "a drill against a damaged DR copy", Some(&over_id), "failed", |r| {
-        r.contains("DR copy is damaged")
-    });
+    let damaged = wait_drill(
+        &c,
+        "a drill against a damaged DR copy",
+        Some(&over_id),
+        "failed",
+        |r| r.contains("DR copy is damaged"),
+    );
     assert_eq!(damaged["has_report"], true, "{damaged}");
     let log = c.controller_log();
-    assert!(!log.contains("AGE-SECRET-KEY"), "the controller never logs an identity");
+    assert!(
+        !log.contains("AGE-SECRET-KEY"),
+        "the controller never logs an identity"
+    );
 }
 
 fn metrics_failed(c: &Cluster) -> u64 {
     c.metrics()
         .lines()
         .filter(|l| l.starts_with(&format!("cadang_drill_failed_total{{pd=\"{PD}\"}}")))
-        .filter_map(|l| l.split_whitespace().last()?.parse().ok())
+        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
         .sum()
 }

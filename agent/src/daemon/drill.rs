@@ -10,27 +10,26 @@
 //! runner measures and says what it saw.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Instant;
 
 use age::armor::{ArmoredReader, ArmoredWriter, Format};
 use cadang_core::keys::DataIdentity;
 use cadang_core::repository::BlobReader;
-use cadang_core::snapshot::Snapshot;
-use cadang_core::tree::{Extent, NodeKind};
 use cadang_core::Repository;
 use cadang_proto::agent::{JobReport, Outcome, ReportKind, StoreAccess};
-use cadang_proto::drill::{
-    CheckOutcome, DrillCheckSpec, DrillFailure, DrillJob, DrillResult, GrantPayload,
-};
+use cadang_proto::drill::{DrillFailure, DrillJob, DrillResult, GrantPayload};
 use zeroize::Zeroizing;
+
+mod check;
+mod verify;
 
 use super::ledger::{Admission, Work};
 use super::run::{complete, lock, Daemon};
-use super::sandbox::{excerpt, PgCluster, Sandbox};
+use super::sandbox::Sandbox;
 use super::{runner, DaemonError};
-use crate::{browse, restore};
+use crate::restore;
 
 /// The longest grant envelope accepted.
 const MAX_GRANT_BYTES: usize = 64 * 1024;
@@ -270,18 +269,19 @@ async fn restore_verify_check(
     }
 
     let t = Instant::now();
-    let files = verify(&reader, &snap, &sandbox.restore_dir(), result).await?;
+    let files = verify::verify(&reader, &snap, &sandbox.restore_dir(), result).await?;
     result.verify_millis = t.elapsed().as_millis() as u64;
 
     if let Some(check) = &job.check {
         let t = Instant::now();
         let (dir, check) = (sandbox.restore_dir(), check.clone());
         let root = sandbox.root().to_path_buf();
-        let outcome = tokio::task::spawn_blocking(move || run_check(&check, &root, &dir, &files))
-            .await
-            .map_err(|e| DrillFailure::RestoreFailed {
-                detail: format!("the check stopped: {e}"),
-            })?;
+        let outcome =
+            tokio::task::spawn_blocking(move || check::run_check(&check, &root, &dir, &files))
+                .await
+                .map_err(|e| DrillFailure::RestoreFailed {
+                    detail: format!("the check stopped: {e}"),
+                })?;
         result.check_millis = t.elapsed().as_millis() as u64;
         result.check = Some(outcome);
     }
@@ -325,198 +325,6 @@ async fn open_dr(store: &StoreAccess) -> Result<Repository, DrillFailure> {
                 store.url
             ),
         })
-}
-
-// ----- verification -----
-
-/// Re-reads every restored regular file and compares each chunk's keyed
-/// hash (and each hole) with the snapshot. Returns the snapshot paths of
-/// the regular files with their restored location, for the check.
-async fn verify(
-    reader: &BlobReader<'_>,
-    snap: &Snapshot,
-    target: &Path,
-    result: &mut DrillResult,
-) -> Result<Vec<(String, PathBuf)>, DrillFailure> {
-    let entries = browse::list(reader, snap)
-        .await
-        .map_err(|e| DrillFailure::DrDamaged {
-            detail: e.to_string(),
-        })?;
-    let mut files = Vec::new();
-    for e in entries
-        .into_iter()
-        .filter(|e| e.node.kind == NodeKind::File)
-    {
-        let shown = String::from_utf8_lossy(&e.path).into_owned();
-        let restored = target.join(String::from_utf8_lossy(&e.path[1..]).as_ref());
-        let lengths: Vec<Option<(Extent, u64)>> = e
-            .node
-            .content
-            .iter()
-            .map(|x| match x {
-                Extent::Chunk(id) => reader
-                    .index
-                    .get(id)
-                    .map(|l| (x.clone(), l.raw_length as u64)),
-                Extent::Hole(n) => Some((x.clone(), *n)),
-            })
-            .collect();
-        result.files_checked += 1;
-        let secret = reader.secret().clone();
-        let path = restored.clone();
-        let size = e.node.size;
-        let problem =
-            tokio::task::spawn_blocking(move || check_file(&path, size, &lengths, &secret))
-                .await
-                .unwrap_or_else(|e| Some(format!("verification stopped: {e}")));
-        if let Some(p) = problem {
-            result.mismatches.push((shown.clone(), p));
-        }
-        files.push((shown, restored));
-    }
-    Ok(files)
-}
-
-/// `None` when the file at `path` is exactly the snapshot's content.
-fn check_file(
-    path: &Path,
-    size: u64,
-    extents: &[Option<(Extent, u64)>],
-    secret: &cadang_core::keys::RepoSecret,
-) -> Option<String> {
-    let mut f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) => return Some(format!("missing: {e}")),
-    };
-    let actual = f.metadata().map(|m| m.len()).unwrap_or(0);
-    if actual != size {
-        return Some(format!("size {actual} instead of {size}"));
-    }
-    let mut buf = Vec::new();
-    for (i, x) in extents.iter().enumerate() {
-        let Some((extent, len)) = x else {
-            return Some(format!("chunk {i} is not in the DR index"));
-        };
-        buf.resize(*len as usize, 0);
-        if f.read_exact(&mut buf).is_err() {
-            return Some(format!("shorter than the snapshot (chunk {i})"));
-        }
-        let same = match extent {
-            Extent::Chunk(id) => secret.chunk_id(&buf) == *id,
-            Extent::Hole(_) => buf.iter().all(|b| *b == 0),
-        };
-        if !same {
-            return Some(format!("content hash differs (chunk {i})"));
-        }
-    }
-    None
-}
-
-// ----- the check -----
-
-fn run_check(
-    check: &DrillCheckSpec,
-    sandbox: &Path,
-    dir: &Path,
-    files: &[(String, PathBuf)],
-) -> CheckOutcome {
-    match check {
-        DrillCheckSpec::Command { command } => command_check(command, sandbox, dir, files),
-        DrillCheckSpec::Postgres { stream, query, min } => {
-            postgres_check(stream, query, *min, sandbox, files)
-        }
-    }
-}
-
-fn command_check(
-    command: &str,
-    sandbox: &Path,
-    dir: &Path,
-    files: &[(String, PathBuf)],
-) -> CheckOutcome {
-    let file = files
-        .first()
-        .map(|(_, p)| p.display().to_string())
-        .unwrap_or_default();
-    let line = command
-        .replace("{file}", &shell_quote(&file))
-        .replace("{dir}", &shell_quote(&dir.display().to_string()));
-    let out = std::process::Command::new("/bin/sh")
-        .args(["-c", &line])
-        .current_dir(sandbox)
-        .stdin(std::process::Stdio::null())
-        .output();
-    let (passed, got, text) = match out {
-        Ok(o) => {
-            let mut t = String::from_utf8_lossy(&o.stdout).into_owned();
-            t.push_str(&String::from_utf8_lossy(&o.stderr));
-            (o.status.success(), o.status.to_string(), t)
-        }
-        Err(e) => (false, "did not start".into(), e.to_string()),
-    };
-    CheckOutcome {
-        kind: "command".into(),
-        run: command.into(),
-        expected: "exit 0".into(),
-        got,
-        passed,
-        output_excerpt: excerpt(&text, 20),
-    }
-}
-
-fn postgres_check(
-    stream: &str,
-    query: &str,
-    min: i64,
-    sandbox_root: &Path,
-    files: &[(String, PathBuf)],
-) -> CheckOutcome {
-    let mut outcome = CheckOutcome {
-        kind: "postgres-query".into(),
-        run: query.into(),
-        expected: format!("≥ {min}"),
-        got: String::new(),
-        passed: false,
-        output_excerpt: String::new(),
-    };
-    let wanted = format!("/{stream}");
-    let Some((_, dump)) = files
-        .iter()
-        .find(|(p, _)| *p == wanted || p.ends_with(&wanted))
-    else {
-        outcome.got = "no dump".into();
-        outcome.output_excerpt = format!("the snapshot has no dump stream {stream:?}");
-        return outcome;
-    };
-    let run = || -> Result<(String, String), super::sandbox::SandboxError> {
-        let cluster = PgCluster::start(sandbox_root)?;
-        let restored = cluster.restore(dump)?;
-        let got = cluster.query(query)?;
-        cluster.stop()?;
-        Ok((got, restored))
-    };
-    match run() {
-        Ok((got, restored)) => {
-            let number = got
-                .lines()
-                .next()
-                .and_then(|l| l.trim().parse::<i64>().ok());
-            outcome.passed = number.is_some_and(|n| n >= min);
-            outcome.output_excerpt = excerpt(&format!("{restored}{got}"), 20);
-            outcome.got = got;
-        }
-        Err(e) => {
-            outcome.got = "error".into();
-            outcome.output_excerpt = excerpt(&e.to_string(), 20);
-        }
-    }
-    outcome
-}
-
-/// Single-quotes `s` for `/bin/sh`.
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 #[cfg(test)]
@@ -579,40 +387,37 @@ mod tests {
         assert!(wrong.contains("another key"), "{wrong}");
     }
 
-    #[test]
-    fn a_changed_file_is_a_mismatch() {
-        let dir = tempfile::tempdir().unwrap();
-        let secret = cadang_core::keys::RepoSecret::generate();
-        let path = dir.path().join("f");
-        std::fs::write(&path, b"hello world").unwrap();
-        let extents = vec![
-            Some((Extent::Chunk(secret.chunk_id(b"hello ")), 6)),
-            Some((Extent::Chunk(secret.chunk_id(b"world")), 5)),
-        ];
-        assert_eq!(check_file(&path, 11, &extents, &secret), None);
-        std::fs::write(&path, b"hello World").unwrap();
-        let p = check_file(&path, 11, &extents, &secret).unwrap();
-        assert!(p.contains("content hash differs"), "{p}");
-        std::fs::write(&path, b"hello").unwrap();
-        assert!(check_file(&path, 11, &extents, &secret)
-            .unwrap()
-            .contains("size"));
-        std::fs::remove_file(&path).unwrap();
-        assert!(check_file(&path, 11, &extents, &secret)
-            .unwrap()
-            .contains("missing"));
-    }
-
-    #[test]
-    fn a_command_check_passes_on_exit_zero_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("dump");
-        std::fs::write(&f, b"x").unwrap();
-        let files = vec![("/dump".to_string(), f)];
-        let ok = command_check("test -s {file}", dir.path(), dir.path(), &files);
-        assert!(ok.passed, "{ok:?}");
-        let bad = command_check("echo broken; exit 3", dir.path(), dir.path(), &files);
-        assert!(!bad.passed);
-        assert!(bad.output_excerpt.contains("broken"));
+    /// bench/drill.sh: a drill's restore + verification from the store in
+    /// `CADANG_BENCH_STORE` (identity file `CADANG_BENCH_IDENTITY`), into a
+    /// sandbox under `CADANG_BENCH_TMP`; prints the stage times as JSON.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark: run by bench/drill.sh"]
+    async fn bench_drill_restore() {
+        let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("set {k}"));
+        let store = StoreAccess {
+            url: var("CADANG_BENCH_STORE"),
+            access_key_id: std::env::var("AWS_ACCESS_KEY_ID").ok(),
+            secret_access_key: std::env::var("AWS_SECRET_ACCESS_KEY").ok(),
+        };
+        let identity = std::fs::read_to_string(var("CADANG_BENCH_IDENTITY")).unwrap();
+        let job = DrillJob {
+            snapshot: "latest".into(),
+            ..job()
+        };
+        let base = std::path::PathBuf::from(var("CADANG_BENCH_TMP"));
+        let started = Instant::now();
+        let r = run_drill(&store, &identity, &job, &base).await;
+        assert_eq!(r.failure, None, "{r:?}");
+        assert!(r.mismatches.is_empty());
+        println!(
+            "{}",
+            serde_json::json!({
+                "files": r.files,
+                "bytes": r.bytes,
+                "restore_seconds": r.restore_millis as f64 / 1000.0,
+                "verify_seconds": r.verify_millis as f64 / 1000.0,
+                "total_seconds": started.elapsed().as_secs_f64(),
+            })
+        );
     }
 }
