@@ -9,7 +9,8 @@
 #   BUILD=0 ...            # use the release binaries already built
 #   PERF=40 PERF_DELAY=20  # also profile the controller for 40 s, 20 s after
 #                          # the fleet enrolled: perf record (bench/work/perf.data)
-#                          # and fsync/fdatasync counts (bench/work/perf-stat.txt)
+#                          # and fsync/fdatasync counts (bench/work/perf-stat.txt);
+#                          # PERF_RECORD=0: the counts only (no profiling overhead)
 # Prints the figures as JSON and writes them to bench/work/fleet.json;
 # bench/RESULTS-fleet.md records a run.
 set -euo pipefail
@@ -104,11 +105,13 @@ SH
 mkdir -p "$ROOT/bench/work"
 if [ -n "${PERF:-}" ]; then
   # Commits are what fsync counts; where the CPU goes is what perf record shows.
-  ( until grep -q enrolled "$WORK/bench.err" 2> /dev/null; do sleep 1; done
+  ( until grep -q enrolled "$WORK/bench.err" 2> /dev/null || [ ! -d "$WORK" ]; do sleep 1; done
     sleep "${PERF_DELAY:-20}"; pid="$(cat "$WORK/pid")"
     perf stat -e 'syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync,task-clock' -p "$pid" \
       -o "$ROOT/bench/work/perf-stat.txt" -- sleep "$PERF" &
-    perf record -F 49 --call-graph dwarf,16384 -p "$pid" -o "$ROOT/bench/work/perf.data" -- sleep "$PERF" 2> /dev/null
+    if [ "${PERF_RECORD:-1}" = 1 ]; then
+      perf record -F 49 --call-graph dwarf,16384 -p "$pid" -o "$ROOT/bench/work/perf.data" -- sleep "$PERF" 2> /dev/null
+    fi
   ) &
 fi
 "$BENCH" --controller "$CADANG_CONTROLLER" --ca "$CADANG_CA" --agents "$AGENTS" --pds "$PDS" \
