@@ -23,7 +23,10 @@ all=(pack_trailer blob index snapshot tree config credentials manifest policies 
 mkdir -p logs
 [ -d seeds ] || bash seed.sh "$here/../target/debug/cadang"
 
-cargo +nightly fuzz build -O >logs/build.log 2>&1 || { tail -20 logs/build.log; exit 1; }
+# -O -a: optimised, with debug assertions and overflow checks (cargo fuzz
+# turns them off with -O alone), so an arithmetic overflow on a number read
+# from the input is a crash, not a silent wrap.
+cargo +nightly fuzz build -O -a >logs/build.log 2>&1 || { tail -20 logs/build.log; exit 1; }
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t" "seeds/$t"
   log=logs/$t.log
@@ -32,7 +35,7 @@ for t in "${targets[@]}"; do
   # input that sizes a buffer before it is checked shows up as a crash.
   rm -rf "logs/new-$t"; mkdir -p "logs/new-$t"
   /usr/bin/time -f "%e %U %S" -o "logs/$t.time" nice -n 19 \
-    cargo +nightly fuzz run -O "$t" "logs/new-$t" "corpus/$t" "seeds/$t" -- \
+    cargo +nightly fuzz run -O -a "$t" "logs/new-$t" "corpus/$t" "seeds/$t" -- \
       -max_total_time="$secs" -timeout=10 -rss_limit_mb=1024 -malloc_limit_mb=256 \
       -print_final_stats=1 -artifact_prefix="artifacts/$t/" >"$log" 2>&1
   crash=$?; [ $crash -ne 0 ] && crash=1
@@ -46,7 +49,7 @@ for t in "${targets[@]}"; do
   cp -n "logs/new-$t"/* "corpus/$t/" 2>/dev/null || true
   # Set cover over edges only (no hit counters): the smallest corpus that
   # keeps every covered edge, so the committed corpora stay small.
-  nice -n 19 cargo +nightly fuzz cmin -O "$t" "corpus/$t" -- -set_cover_merge=1 -use_counters=0 \
+  nice -n 19 cargo +nightly fuzz cmin -O -a "$t" "corpus/$t" -- -set_cover_merge=1 -use_counters=0 \
     -rss_limit_mb=1024 -malloc_limit_mb=256 >"logs/cmin-$t.log" 2>&1 || true
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${wall%.*}" "$cpu" "${execs:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$crash" | tee -a logs/summary.tsv
 done

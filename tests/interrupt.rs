@@ -171,3 +171,50 @@ fn a_second_sigint_stops_at_once_and_still_removes_the_lock() {
     let _ = fs::remove_file(&hold);
     assert_interrupted_cleanly(&t, &out);
 }
+
+#[test]
+fn sigint_mid_replication_stops_it_and_the_next_run_completes_a_sound_copy() {
+    let t = TestRepo::new();
+    let src = source(&t);
+    t.backup(&[&src], &[]);
+    let dr = t.path("dr");
+    // 1 MiB/s: the ~3 MiB pack takes seconds to go, so the signal lands
+    // while it is being paced, before it is written.
+    let child = cadang(&[
+        "replicate",
+        "--from",
+        s(&t.repo),
+        "--to",
+        s(&dr),
+        "--bwlimit",
+        "1MiB/s",
+    ])
+    .stdout(fs::File::create(t.path("stdout")).unwrap())
+    .stderr(fs::File::create(t.path("stderr")).unwrap())
+    .spawn()
+    .expect("cadang starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dr.join("config").exists() {
+        assert!(Instant::now() < deadline, "replication never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&child, libc::SIGINT);
+    await_ack(&t);
+    let out = wait(&t, child, "interrupted replication");
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(130), "{all}");
+    assert!(all.contains("replication was interrupted"), "{all}");
+    assert!(
+        names(&dr.join("snapshots")).is_empty(),
+        "stopped before the snapshot: {all}"
+    );
+
+    ok(&["replicate", "--from", s(&t.repo), "--to", s(&dr)]);
+    let check = run(&["check", "--repo", s(&dr), "--read-data"]);
+    assert!(
+        check.status.success(),
+        "the DR copy checks clean\n{}",
+        text(&check)
+    );
+    assert_eq!(names(&dr.join("snapshots")).len(), 1);
+}
