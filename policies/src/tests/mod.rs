@@ -1,6 +1,7 @@
 //! Loader tests over whole policy sets: the shipped example, a set with
 //! one of every error, defaults, and explain.
 
+mod anomaly;
 mod broken;
 mod defaults;
 mod examples;
