@@ -69,7 +69,10 @@ fn margin(cx: &mut Ctx, t: &Table) -> Option<f64> {
         _ => {
             cx.error_hint(
                 &text.span,
-                format!("`margin` in {} must be a number of MAD-sigmas from 1 to 50, not `{}`", t.name, text.value),
+                format!(
+                    "`margin` in {} must be a number of MAD-sigmas from 1 to 50, not `{}`",
+                    t.name, text.value
+                ),
                 "e.g. `margin = 6` (the built-in value); lower flags sooner and more often",
             );
             None
