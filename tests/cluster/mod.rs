@@ -69,7 +69,13 @@ impl Cluster {
             "--admin-nip",
             "198503122010011004",
         ]));
-        let token = init.lines().last().expect("token line").trim().to_string();
+        // The admin token's own line (init prints more after it).
+        let token = init
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("cadang-api-"))
+            .expect("token line")
+            .to_string();
         let mut cluster = Cluster {
             root,
             url,
