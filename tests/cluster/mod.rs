@@ -210,6 +210,12 @@ read_share = "100%"
         None
     }
 
+    /// The controller's process id, while it runs (for tests that read
+    /// its memory through /proc).
+    pub fn controller_pid(&self) -> Option<u32> {
+        self.controller.as_ref().map(|c| c.id())
+    }
+
     pub fn controller_log(&self) -> String {
         std::fs::read_to_string(self.dir().join("controller.log")).unwrap_or_default()
     }

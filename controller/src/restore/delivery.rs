@@ -168,7 +168,8 @@ fn summary(pd: &str, r: &JobReport, report: Option<&RestoreReport>) -> serde_jso
         "onsite_error": rep.onsite_error,
         "files": rep.files,
         "bytes": rep.bytes,
-        "seconds": rep.seconds,
+        // Audit details hold no floats (the hash is over canonical JSON).
+        "millis": (rep.seconds * 1000.0).round() as u64,
         "verified_files": rep.verified_files,
         "verify_failures": rep.verify_failures.len(),
         "errors": rep.errors.iter().take(5).collect::<Vec<_>>(),
