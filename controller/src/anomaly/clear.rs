@@ -77,6 +77,48 @@ pub fn actor(user: &UserRecord) -> String {
     user.nip.clone().unwrap_or_else(|| user.name.clone())
 }
 
+/// Adds `user`'s agreement as `side` to `hold`; whether the hold is now
+/// cleared, or whose agreement is still missing. Refused when the other
+/// side's agreement came from the same person (same name or same NIP).
+pub fn agree(
+    hold: &mut HoldRecord,
+    user: &UserRecord,
+    side: Side,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(bool, Option<Side>), ClearError> {
+    let other = match side {
+        Side::Operator => hold.custodian_clear.as_ref(),
+        Side::Custodian => hold.operator_clear.as_ref(),
+    };
+    if let Some(o) = other {
+        let same_nip = o.nip.is_some() && o.nip == user.nip;
+        if o.user == user.name || same_nip {
+            return Err(ClearError::Forbidden(format!(
+                "{} already agreed as the other side; clearing a hold needs two different people (an operator and the Wali Data)",
+                user.name
+            )));
+        }
+    }
+    let approval = Approval {
+        user: user.name.clone(),
+        nip: user.nip.clone(),
+        at: now,
+    };
+    match side {
+        Side::Operator => hold.operator_clear = Some(approval),
+        Side::Custodian => hold.custodian_clear = Some(approval),
+    }
+    let done = hold.operator_clear.is_some() && hold.custodian_clear.is_some();
+    if done {
+        hold.cleared = Some(now);
+    }
+    let waiting = match side {
+        Side::Operator => Side::Custodian,
+        Side::Custodian => Side::Operator,
+    };
+    Ok((done, (!done).then_some(waiting)))
+}
+
 /// Records `user`'s agreement to clear the hold on `pd/host/source`.
 pub fn clear(
     app: &App,
@@ -91,43 +133,13 @@ pub fn clear(
         .filter(HoldRecord::active)
         .ok_or_else(|| ClearError::NoHold(key.clone()))?;
     let side = side_of(user, pd, &hold)?;
-    let other = match side {
-        Side::Operator => hold.custodian_clear.as_ref(),
-        Side::Custodian => hold.operator_clear.as_ref(),
-    };
-    if let Some(o) = other {
-        let same_nip = o.nip.is_some() && o.nip == user.nip;
-        if o.user == user.name || same_nip {
-            return Err(ClearError::Forbidden(format!(
-                "{} already agreed as the other side; clearing a hold needs two different people (an operator and the Wali Data)",
-                user.name
-            )));
-        }
-    }
-    let now = app.clock.now();
-    let approval = Approval {
-        user: user.name.clone(),
-        nip: user.nip.clone(),
-        at: now,
-    };
-    match side {
-        Side::Operator => hold.operator_clear = Some(approval),
-        Side::Custodian => hold.custodian_clear = Some(approval),
-    }
-    let done = hold.operator_clear.is_some() && hold.custodian_clear.is_some();
-    if done {
-        hold.cleared = Some(now);
-    }
+    let (done, waiting_for) = agree(&mut hold, user, side, app.clock.now())?;
     anomalies::put_hold(txn, &hold)?;
     let (action, outcome) = if done {
         ("hold.clear", "ok")
     } else {
         ("hold.clear.request", "waiting")
     };
-    let waiting_for = (!done).then_some(match side {
-        Side::Operator => Side::Custodian,
-        Side::Custodian => Side::Operator,
-    });
     app.record_in(
         txn,
         NewEntry::new(&actor(user), action, &key, outcome).detail(json!({
@@ -143,4 +155,136 @@ pub fn clear(
         cleared: done,
         waiting_for,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str, nip: Option<&str>, roles: Vec<Role>) -> UserRecord {
+        UserRecord::new(name, nip.map(str::to_string), roles, chrono::Utc::now())
+    }
+
+    fn hold() -> HoldRecord {
+        HoldRecord {
+            pd: "DINKES".into(),
+            host: "fs".into(),
+            source: "berkas".into(),
+            created: chrono::Utc::now(),
+            since: chrono::Utc::now(),
+            flagged_snapshots: vec!["s3".into()],
+            last_clean: Some("s2".into()),
+            summary_en: String::new(),
+            summary_id: String::new(),
+            operator_clear: None,
+            custodian_clear: None,
+            cleared: None,
+        }
+    }
+
+    #[test]
+    fn only_operators_and_the_pds_own_custodian_may_agree() {
+        let h = hold();
+        let op = user("op", Some("199001152015031002"), vec![Role::Operator]);
+        let admin = user("admin", None, vec![Role::Admin]);
+        let wali = user(
+            "wali",
+            Some("198111072008042001"),
+            vec![Role::Custodian {
+                pds: vec!["DINKES".into()],
+            }],
+        );
+        let other = user(
+            "wali2",
+            Some("198702202012122003"),
+            vec![Role::Custodian {
+                pds: vec!["DISDIK".into()],
+            }],
+        );
+        let auditor = user("insp", None, vec![Role::Auditor]);
+        assert_eq!(side_of(&op, "DINKES", &h).unwrap(), Side::Operator);
+        assert_eq!(side_of(&admin, "DINKES", &h).unwrap(), Side::Operator);
+        assert_eq!(side_of(&wali, "DINKES", &h).unwrap(), Side::Custodian);
+        assert!(matches!(
+            side_of(&other, "DINKES", &h),
+            Err(ClearError::Forbidden(_))
+        ));
+        assert!(matches!(
+            side_of(&auditor, "DINKES", &h),
+            Err(ClearError::Forbidden(_))
+        ));
+        // Someone who is both speaks for the side still missing.
+        let both = user(
+            "both",
+            Some("199001152015031002"),
+            vec![
+                Role::Operator,
+                Role::Custodian {
+                    pds: vec!["DINKES".into()],
+                },
+            ],
+        );
+        assert_eq!(side_of(&both, "DINKES", &h).unwrap(), Side::Operator);
+        let mut given = h.clone();
+        given.operator_clear = Some(Approval {
+            user: "op".into(),
+            nip: None,
+            at: chrono::Utc::now(),
+        });
+        assert_eq!(side_of(&both, "DINKES", &given).unwrap(), Side::Custodian);
+    }
+
+    #[test]
+    fn the_hold_ends_when_two_different_people_have_agreed_in_either_order() {
+        let now = chrono::Utc::now();
+        let op = user("op", Some("199001152015031002"), vec![Role::Operator]);
+        let wali = user(
+            "wali",
+            Some("198111072008042001"),
+            vec![Role::Custodian {
+                pds: vec!["DINKES".into()],
+            }],
+        );
+        for order in [
+            [(&op, Side::Operator), (&wali, Side::Custodian)],
+            [(&wali, Side::Custodian), (&op, Side::Operator)],
+        ] {
+            let mut h = hold();
+            let (done, waiting) = agree(&mut h, order[0].0, order[0].1, now).unwrap();
+            assert!(!done && h.active());
+            assert_eq!(waiting, Some(order[1].1));
+            let (done, waiting) = agree(&mut h, order[1].0, order[1].1, now).unwrap();
+            assert!(done && !h.active() && waiting.is_none());
+        }
+        // One person with both roles cannot clear alone, nor a second
+        // account with the same NIP.
+        let both = user(
+            "both",
+            Some("199001152015031002"),
+            vec![
+                Role::Operator,
+                Role::Custodian {
+                    pds: vec!["DINKES".into()],
+                },
+            ],
+        );
+        let mut h = hold();
+        agree(&mut h, &both, Side::Operator, now).unwrap();
+        assert!(matches!(
+            agree(&mut h, &both, Side::Custodian, now),
+            Err(ClearError::Forbidden(_))
+        ));
+        let twin = user(
+            "op-as-wali",
+            Some("199001152015031002"),
+            vec![Role::Custodian {
+                pds: vec!["DINKES".into()],
+            }],
+        );
+        assert!(matches!(
+            agree(&mut h, &twin, Side::Custodian, now),
+            Err(ClearError::Forbidden(_))
+        ));
+        assert!(h.active());
+    }
 }

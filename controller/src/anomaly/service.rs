@@ -92,7 +92,11 @@ pub fn thresholds_for(
     let mut t = Thresholds::default();
     if let Some(set) = app.policies() {
         if let Ok(tz) = set.regency.zone.parse::<chrono_tz::Tz>() {
-            t.utc_offset_minutes = tz.offset_from_utc_datetime(&at.naive_utc()).fix().local_minus_utc() / 60;
+            t.utc_offset_minutes = tz
+                .offset_from_utc_datetime(&at.naive_utc())
+                .fix()
+                .local_minus_utc()
+                / 60;
         }
         if let Some(p) = set.pds.get(pd) {
             super::policy::apply(&mut t, p, host, source);
@@ -304,5 +308,81 @@ fn status_of(
                 onset: v.onset.clone(),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn obs(day: i64, snapshot: &str, attack: bool) -> Observation {
+        let t0: DateTime<Utc> = "2026-11-01T19:00:00Z".parse().unwrap();
+        let mut s = BackupSignals {
+            has_parent: day > 0,
+            files_before: 200,
+            files_total: 200,
+            files_changed: 4,
+            ..Default::default()
+        };
+        if attack {
+            s.files_changed = 180;
+            s.entropy_checked = 180;
+            s.entropy_transitions = 170;
+            s.extension_changed = 180;
+            s.known_extension_files = 180;
+            s.ransom_notes = 4;
+            s.ransom_note_dirs = 4;
+        }
+        Observation {
+            snapshot: snapshot.into(),
+            time: t0 + Duration::days(day),
+            signals: s.finish(),
+        }
+    }
+
+    #[test]
+    fn judging_keeps_time_order_bounds_the_history_and_names_the_last_clean_snapshot() {
+        let t = Thresholds::default();
+        let mut h = SourceHistory::default();
+        for d in 0..5 {
+            assert!(!judge(&mut h, obs(d, &format!("s{d}"), false), &t).flagged);
+        }
+        let v = judge(&mut h, obs(5, "s5", true), &t);
+        assert!(v.flagged, "{v:?}");
+        assert!(v.summary(false).starts_with("ransomware suspected"));
+        // A late (spooled) report lands in its place and is judged against
+        // the backups before it only.
+        let late = judge(&mut h, obs(4, "s4b", false), &t);
+        assert!(!late.flagged);
+        let order: Vec<&str> = h.observations.iter().map(|o| o.snapshot.as_str()).collect();
+        assert_eq!(order, ["s0", "s1", "s2", "s3", "s4", "s4b", "s5"]);
+        assert_eq!(h.verdicts.len(), h.observations.len());
+        let since = h.observations[6].time;
+        assert_eq!(last_clean_before(&h, since).as_deref(), Some("s4b"));
+        // The next ordinary day is judged without the flagged night.
+        assert!(!judge(&mut h, obs(6, "s6", false), &t).flagged);
+
+        for d in 7..(HISTORY_KEEP as i64 + 20) {
+            judge(&mut h, obs(d, &format!("s{d}"), false), &t);
+        }
+        assert_eq!(h.observations.len(), HISTORY_KEEP);
+        assert_eq!(h.verdicts.len(), HISTORY_KEEP);
+    }
+
+    #[test]
+    fn the_job_message_says_flagged_with_the_reasons_in_both_languages() {
+        let t = Thresholds::default();
+        let mut h = SourceHistory::default();
+        judge(&mut h, obs(0, "s0", false), &t);
+        judge(&mut h, obs(1, "s1", false), &t);
+        let v = judge(&mut h, obs(2, "s2", true), &t);
+        let m = flagged_message("backed up 200 files", &v);
+        assert!(
+            m.starts_with("backed up 200 files; flagged: ransomware suspected: "),
+            "{m}"
+        );
+        assert!(m.contains("dugaan serangan ransomware"), "{m}");
+        assert!(flagged_message("", &v).starts_with("flagged: "));
     }
 }

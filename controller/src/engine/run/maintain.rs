@@ -9,11 +9,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use chrono::Utc;
 use cadang_core::check::{self, ReadData};
 use cadang_core::prune;
 use cadang_core::repair;
 use cadang_policies::retention::{self, Candidate, KeepPolicy};
+use chrono::Utc;
 use serde_json::json;
 
 use super::{CoreRunner, JobError, Report};
@@ -52,7 +52,10 @@ pub(crate) struct Protected {
 /// The group is found through the snapshots the controller knows belong to
 /// the source; when none of them is in the store any more, every snapshot
 /// of the PD before the start is kept (keeping too much is the safe side).
-pub(crate) fn protected(holds: &[HeldSource], list: &[cadang_core::snapshot::Snapshot]) -> Protected {
+pub(crate) fn protected(
+    holds: &[HeldSource],
+    list: &[cadang_core::snapshot::Snapshot],
+) -> Protected {
     let mut out = Protected::default();
     for h in holds {
         let flagged: HashSet<&str> = h.flagged.iter().map(String::as_str).collect();
@@ -344,4 +347,96 @@ fn note_holds(report: &mut Report, held: &Protected, held_back: usize) {
         .iter()
         .map(|(s, n)| json!({ "source": s, "protected": n }))
         .collect::<Vec<_>>());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cadang_core::snapshot::{Snapshot, SnapshotPayload};
+    use chrono::{DateTime, Duration, FixedOffset, TimeZone};
+
+    fn at(day: i64) -> DateTime<FixedOffset> {
+        FixedOffset::east_opt(7 * 3600)
+            .unwrap()
+            .with_ymd_and_hms(2026, 11, 1, 2, 0, 0)
+            .unwrap()
+            + Duration::days(day)
+    }
+
+    fn snap(n: u8, day: i64, group: &str) -> Snapshot {
+        Snapshot {
+            id: cadang_core::Id::of_bytes(&[n]),
+            payload: SnapshotPayload {
+                version: 1,
+                repo_id: cadang_core::Id::of_bytes(b"repo"),
+                time: at(day),
+                group: group.into(),
+                packs: vec![],
+                stats: Default::default(),
+                meta: String::new(),
+                body: String::new(),
+            },
+            signer: String::new(),
+        }
+    }
+
+    fn held(since_day: i64, flagged: &[&Snapshot], known: &[&Snapshot]) -> HeldSource {
+        HeldSource {
+            host: "fs".into(),
+            source: "berkas".into(),
+            since: at(since_day).with_timezone(&Utc),
+            flagged: flagged.iter().map(|s| s.id.to_hex()).collect(),
+            known: known.iter().map(|s| s.id.to_hex()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_hold_keeps_the_sources_snapshots_before_the_damage_and_the_flagged_ones() {
+        let list = vec![
+            snap(0, 0, "g-berkas"),
+            snap(1, 1, "g-berkas"),
+            snap(2, 2, "g-berkas"), // flagged night
+            snap(3, 3, "g-berkas"), // after: not held
+            snap(4, 0, "g-db"),     // another source of the PD: not held
+        ];
+        let h = held(2, &[&list[2]], &[&list[1]]);
+        let p = protected(&[h], &list);
+        let kept: Vec<_> = list
+            .iter()
+            .filter(|s| p.ids.contains(&s.id))
+            .map(|s| s.payload.time)
+            .collect();
+        assert_eq!(kept, vec![at(0), at(1), at(2)]);
+        assert_eq!(p.per_source, vec![("fs/berkas".to_string(), 3)]);
+
+        // The forget decisions for those turn into "keep".
+        let mut decisions: Vec<retention::Decision<cadang_core::Id>> = list
+            .iter()
+            .map(|s| retention::Decision {
+                id: s.id,
+                time: s.payload.time,
+                group: s.payload.group.clone(),
+                keep: s.payload.time == at(3),
+                reasons: vec![],
+            })
+            .collect();
+        assert_eq!(hold_back(&mut decisions, &p), 3);
+        let forgotten: Vec<_> = decisions
+            .iter()
+            .filter(|d| !d.keep)
+            .map(|d| d.group.as_str())
+            .collect();
+        assert_eq!(forgotten, vec!["g-db"]);
+    }
+
+    #[test]
+    fn when_the_source_cannot_be_recognised_everything_before_the_damage_is_kept() {
+        let list = vec![snap(0, 0, "a"), snap(1, 1, "b"), snap(2, 5, "b")];
+        // None of the hold's snapshots are in this store any more.
+        let gone = snap(9, 4, "x");
+        let p = protected(&[held(4, &[&gone], &[])], &list);
+        assert!(p.ids.contains(&list[0].id) && p.ids.contains(&list[1].id));
+        assert!(!p.ids.contains(&list[2].id));
+        assert!(protected(&[], &list).ids.is_empty());
+    }
 }
