@@ -35,7 +35,7 @@ export CADANG_PASSPHRASE="bench passphrase" CADANG_SCRYPT_LOG_N=10
 
 "$BIN" controller init --dir "$WORK/ctl" --listen "127.0.0.1:$PORT" --name 127.0.0.1 \
   --admin-nip 198503122010011004 > "$WORK/init.txt"
-export CADANG_TOKEN="$(tail -1 "$WORK/init.txt")"
+export CADANG_TOKEN="$(grep -m1 "^cadang-api-" "$WORK/init.txt")"
 export CADANG_CONTROLLER="https://127.0.0.1:$PORT" CADANG_CA="$WORK/ctl/ca.pem"
 mkdir -p "$WORK/onsite" "$WORK/dr"
 cat >> "$WORK/ctl/controller.toml" <<TOML

@@ -224,7 +224,7 @@ fn commit_batch(state: &State, mut ops: Vec<Box<dyn Pending>>, stats: &WriterSta
     match run_together(state, &mut ops) {
         Ok(after) => {
             stats.commits.fetch_add(1, Ordering::Relaxed);
-            after.into_iter().for_each(|f| f());
+            run_hooks(after);
             ops.into_iter().for_each(|op| op.answer(Ok(())));
         }
         Err(Failure::Commit(e)) => {
@@ -287,10 +287,22 @@ fn commit_alone(state: &State, mut op: Box<dyn Pending>, stats: &WriterStats) {
     match result {
         Ok(after) => {
             stats.commits.fetch_add(1, Ordering::Relaxed);
-            after.into_iter().for_each(|f| f());
+            run_hooks(after);
             op.answer(Ok(()));
         }
         Err(e) => op.answer(Err(e)),
+    }
+}
+
+/// Memory follows the commit; a panicking hook is logged, and the writer
+/// carries on (the state is committed either way).
+fn run_hooks(after: Vec<AfterCommit>) {
+    for f in after {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+            tracing::error!(
+                "updating memory after a commit failed (a bug); the state is committed"
+            );
+        }
     }
 }
 
