@@ -81,6 +81,9 @@ enum Command {
     /// Verify the audit log offline (segment files from a store, or a state copy).
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// People and their roles: add, list, disable, enable, reset a password, set roles (controller stopped).
+    #[command(subcommand)]
+    User(cmd::user::UserCommand),
 }
 
 /// glibc gives each thread that allocates its own heap arena (up to 8 per
@@ -172,6 +175,7 @@ fn main() -> ExitCode {
             Command::Report(c) => cmd::report::run(c).await,
             Command::Drill(c) => cmd::drill::run(c).await,
             Command::Audit(c) => cmd::audit::run(c).await,
+            Command::User(c) => cmd::user::run(c).await,
         }
     });
     match result {

@@ -127,6 +127,7 @@ pub async fn pd(c: PdCommand) -> Result<u8> {
 }
 
 fn init(a: InitArgs) -> Result<u8> {
+    let a_admin_name = shell_word(&a.admin_name);
     let out = cadang_controller::init::init(&cadang_controller::init::InitOptions {
         dir: a.dir,
         names: a.names,
@@ -140,6 +141,8 @@ fn init(a: InitArgs) -> Result<u8> {
     println!("add the stores and their credentials to the config, and policies to its policies/ directory");
     println!("admin API token (shown once; keep it as CADANG_TOKEN):");
     println!("{}", out.admin_token);
+    println!("to sign in to the console (https://HOST:PORT/console/), give the admin a password now, before the first start:");
+    println!("  cadang user reset --config {} {}", out.config_path.display(), a_admin_name);
     Ok(ui::EXIT_OK)
 }
 
@@ -167,6 +170,15 @@ async fn stop_signal() {
             tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
         }
         _ => std::future::pending::<()>().await,
+    }
+}
+
+/// `name` quoted for a shell when it needs it (`'Admin Diskominfo'`).
+fn shell_word(name: &str) -> String {
+    if name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        name.to_string()
+    } else {
+        format!("'{}'", name.replace('\'', "'\\''"))
     }
 }
 

@@ -14,3 +14,4 @@ pub mod replicate;
 pub mod repo;
 pub mod report;
 pub mod restore_request;
+pub mod user;

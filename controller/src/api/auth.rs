@@ -200,6 +200,26 @@ pub const ROUTES: &[RouteSpec] = &[
         path: "/console/users/{name}",
         access: Access::Session(&["admin"]),
     },
+    RouteSpec {
+        method: "GET",
+        path: "/console/restores/{id}",
+        access: Access::Session(EVERYONE),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/console/restores",
+        access: Access::Session(STAFF),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/console/restores/{id}/reject",
+        access: Access::Session(&["custodian"]),
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/console/restores/{id}/cancel",
+        access: Access::Session(STAFF),
+    },
     // ransomware early warning (issue 10): api/anomalies.rs; custodians
     // see and clear their own PDs only, clearing needs operator + custodian
     RouteSpec {

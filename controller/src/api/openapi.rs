@@ -23,7 +23,8 @@ use super::{agent, people, App};
         crate::console::pd::page, crate::console::jobs::list, crate::console::jobs::detail,
         crate::console::restores::list, crate::console::reports::list, crate::console::audit::page,
         crate::console::audit::export, crate::console::users::page, crate::console::users::add,
-        crate::console::users::change,
+        crate::console::users::change, crate::console::restores::detail, crate::console::restores::file,
+        crate::console::restores::reject, crate::console::restores::cancel,
         // restores
         super::restores::file, super::restores::list, super::restores::show,
         super::restores::material, super::restores::approve, super::restores::reject,

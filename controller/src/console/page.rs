@@ -160,6 +160,26 @@ pub fn refusal(status: StatusCode, lang: Lang, key: &str) -> Response {
     html(status, body, None)
 }
 
+/// The refusal page for an error of the shared logic (restores, ...):
+/// its status and its sentence (written for an operator, in English).
+pub fn api_refusal(lang: Lang, e: crate::api::ApiErr) -> Response {
+    let t = i18n::catalogue(lang);
+    let mut message = e.error;
+    for d in e.details {
+        message.push_str("\n");
+        message.push_str(&d);
+    }
+    let status = e.status;
+    let page = Refusal {
+        t,
+        lang: lang.code(),
+        status: status.as_u16(),
+        message,
+    };
+    let body = page.render().unwrap_or_default();
+    html(status, body, None)
+}
+
 /// A redirect after a POST (303: the browser fetches the page with GET).
 pub fn see_other(location: &str) -> Response {
     let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, location.to_string())]).into_response();

@@ -1,9 +1,8 @@
 //! Drill reports and compliance summaries: list, download (JSON/PDF from
 //! the API with the session), signature status.
 //!
-//! The documents come from the drill and audit engineers' tables; until
-//! those land, [`documents`] is the one place that reads them and gives an
-//! empty list.
+//! The documents come from the drill reports (`state::drills`) and the
+//! stored reports (`report::stored`); [`documents`] reads both.
 
 use std::sync::Arc;
 
@@ -16,6 +15,8 @@ use super::i18n::{self, Catalogue};
 use super::page::{self, Frame};
 use super::session::ConsoleSession;
 use crate::api::{ApiErr, App};
+use crate::state::drills::DrillState;
+use crate::state::users::UserRecord;
 
 /// One signed document as the list shows it.
 #[derive(Debug, Clone)]
@@ -32,25 +33,91 @@ pub struct Document {
     pub rto_seconds: Option<i64>,
     /// Whether the signature checks with the controller's key.
     pub signature_ok: bool,
-    pub json_href: String,
+    pub json_href: Option<String>,
     pub pdf_href: Option<String>,
 }
 
-/// The signed documents the person may see, newest first.
-pub fn documents(_app: &App, visible: impl Fn(&str) -> bool) -> Result<Vec<Document>, ApiErr> {
-    let docs: Vec<Document> = Vec::new();
-    Ok(docs
-        .into_iter()
-        .filter(|d| d.pd.as_deref().is_none_or(&visible))
-        .collect())
+/// The signed documents the person may see, newest first: drill reports
+/// (`drill_reports`, the drill module) and the summaries and reports the
+/// report routes stored (`report::stored`), each with its signature
+/// checked against this controller's key.
+pub fn documents(app: &App, user: &UserRecord) -> Result<Vec<Document>, ApiErr> {
+    let key = app.audit.public_key();
+    let signed_ok = |bytes: &[u8]| {
+        crate::report::SignedDocument::parse(bytes)
+            .and_then(|d| d.verify(Some(&key)))
+            .is_ok()
+    };
+    let drills = crate::drill::list(app, user)?;
+    let mut out: Vec<Document> = Vec::new();
+    for d in drills {
+        let signed = if d.has_report {
+            app.state
+                .read(|txn| crate::state::drills::report(txn, &d.id))?
+                .is_some_and(|b| signed_ok(&b))
+        } else {
+            false
+        };
+        let id = page::url_encode(&d.id);
+        out.push(Document {
+            kind: "drill".into(),
+            pd: Some(d.pd.clone()),
+            time: d.finished.or(d.started).or(Some(d.created)),
+            passed: match d.state {
+                DrillState::Passed => Some(true),
+                DrillState::Failed => Some(false),
+                DrillState::Queued => None,
+            },
+            restore_seconds: d.result.as_ref().map(|r| r.total_seconds() as i64),
+            rto_seconds: Some(d.rto_seconds as i64),
+            signature_ok: signed,
+            json_href: d
+                .has_report
+                .then(|| crate::api::drills::REPORT_JSON.replace("{id}", &id)),
+            pdf_href: d
+                .has_report
+                .then(|| crate::api::drills::REPORT_PDF.replace("{id}", &id)),
+            id: d.id,
+        });
+    }
+    let stored = app.state.read(crate::report::stored::list)?;
+    for r in stored {
+        if !r.pd.as_deref().is_none_or(|pd| user.covers_pd(pd)) {
+            continue;
+        }
+        let id = page::url_encode(&r.id);
+        let base = crate::api::reports::REPORT_PATH.replace("{id}", &id);
+        out.push(Document {
+            kind: if r.kind.starts_with("drill") {
+                "drill".into()
+            } else {
+                "compliance".into()
+            },
+            pd: r.pd.clone(),
+            time: Some(r.generated),
+            passed: None,
+            restore_seconds: None,
+            rto_seconds: None,
+            signature_ok: signed_ok(r.json.as_bytes()),
+            json_href: Some(format!("{base}?format=json")),
+            pdf_href: Some(format!("{base}?format=pdf")),
+            id: r.id,
+        });
+    }
+    out.sort_by(|a, b| b.time.cmp(&a.time));
+    Ok(out)
 }
 
 /// `lulus · 42 m / RTO 4 j` for the fleet row, or `—`.
 pub fn last_drill_text(app: &App, t: &Catalogue, pd: &str) -> String {
-    let Ok(docs) = documents(app, |p| p == pd) else {
+    let everyone = UserRecord::new("fleet", None, vec![cadang_proto::api::Role::Auditor], app.clock.now());
+    let Ok(docs) = documents(app, &everyone) else {
         return "—".into();
     };
-    let Some(d) = docs.into_iter().find(|d| d.kind == "drill") else {
+    let Some(d) = docs
+        .into_iter()
+        .find(|d| d.kind == "drill" && d.pd.as_deref() == Some(pd) && d.passed.is_some())
+    else {
         return "—".into();
     };
     let verdict = match d.passed {
@@ -75,6 +142,7 @@ pub struct Item {
     pub verdict_ok: bool,
     pub rto: String,
     pub signature_ok: bool,
+    pub has_report: bool,
     pub json_href: String,
     pub pdf_href: Option<String>,
 }
@@ -93,8 +161,7 @@ pub async fn list(
     Extension(s): Extension<ConsoleSession>,
 ) -> Result<Response, ApiErr> {
     let t = i18n::catalogue(s.lang);
-    let user = s.user.clone();
-    let items = documents(&app, |pd| user.covers_pd(pd))?
+    let items = documents(&app, &s.user)?
         .into_iter()
         .map(|d| Item {
             kind: t.m(&format!("reports.kind_{}", d.kind)),
@@ -112,7 +179,8 @@ pub async fn list(
                 page::span(t, d.rto_seconds)
             ),
             signature_ok: d.signature_ok,
-            json_href: d.json_href,
+            has_report: d.json_href.is_some(),
+            json_href: d.json_href.unwrap_or_default(),
             pdf_href: d.pdf_href,
         })
         .collect();
