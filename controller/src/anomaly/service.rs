@@ -277,7 +277,7 @@ fn status_of(
     h: &SourceHistory,
     hold: Option<&HoldRecord>,
 ) -> SourceStatus {
-    let newest = h.observations.iter().zip(&h.verdicts).last();
+    let newest = h.observations.last().zip(h.verdicts.last());
     let last_clean = match hold {
         Some(held) => held.last_clean.clone(),
         None => h
