@@ -130,6 +130,12 @@ export async function signInSso(page, cfg, login) {
   }
   await page.waitForURL((u) => u.href.startsWith(cfg.url), { timeout: 15000 });
   await page.waitForLoadState("load");
+  // Signed in, the callback's page moves on to the console by itself; a
+  // refusal stays on it (#sso-error).
+  if (new URL(page.url()).pathname === "/console/sso/callback" && (await page.locator("#sso-error").count()) === 0) {
+    await page.waitForURL((u) => u.pathname !== "/console/sso/callback", { timeout: 15000 });
+    await page.waitForLoadState("load");
+  }
 }
 
 export async function shot(page, cfg, name) {

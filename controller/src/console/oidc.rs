@@ -435,7 +435,7 @@ pub struct CallbackQuery {
 }
 
 /// `GET /console/sso/callback`: back from the provider.
-#[utoipa::path(get, path = "/console/sso/callback", tag = "console", responses((status = 303, description = "Signed in: session cookie set"), (status = 400, description = "The login expired or did not start in this browser"), (status = 403, description = "Refused: invalid ID token, or no cadang user for this person (audited)")))]
+#[utoipa::path(get, path = "/console/sso/callback", tag = "console", responses((status = 200, description = "Signed in: session cookie set, the page moves on to the console"), (status = 400, description = "The login expired or did not start in this browser"), (status = 403, description = "Refused: invalid ID token, or no cadang user for this person (audited)")))]
 pub async fn callback(
     State(slot): State<SsoSlot>,
     headers: HeaderMap,
@@ -453,15 +453,46 @@ pub async fn callback(
         return failure(OidcError::Flow);
     };
     match super::login::open_session(&sso.app, &user, "sso", AFTER_LOGIN).await {
-        Ok(mut resp) => {
-            // The flow is over: its cookie goes.
-            if let Ok(v) = header::HeaderValue::from_str(&flow_cookie("", 0)) {
-                resp.headers_mut().append(header::SET_COOKIE, v);
-            }
-            resp
-        }
+        Ok(opened) => landing(opened),
         Err(e) => e.into_response(),
     }
+}
+
+/// The signed-in answer as a page that moves on by itself, not a redirect:
+/// the browser came here from the provider's site, and in a redirect chain
+/// that started on another site a `SameSite=Strict` cookie is not sent, so
+/// a 303 to the fleet page would arrive without the new session. A
+/// navigation this page starts is same-site, and carries it.
+fn landing(opened: Response) -> Response {
+    let cookies: Vec<header::HeaderValue> = opened
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    let body = format!(
+        "<!doctype html><html lang=\"id\"><meta charset=\"utf-8\">\
+         <meta http-equiv=\"refresh\" content=\"0;url={AFTER_LOGIN}\"><title>cadang</title>\
+         <p><a href=\"{AFTER_LOGIN}\">Lanjut ke konsol / Continue to the console</a></p></html>"
+    );
+    let mut resp = (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response();
+    let h = resp.headers_mut();
+    for c in cookies {
+        h.append(header::SET_COOKIE, c);
+    }
+    // The flow is over: its cookie goes.
+    if let Ok(v) = header::HeaderValue::from_str(&flow_cookie("", 0)) {
+        h.append(header::SET_COOKIE, v);
+    }
+    resp
 }
 
 async fn finish(sso: &Sso, headers: &HeaderMap, q: CallbackQuery) -> Result<UserRecord, OidcError> {
