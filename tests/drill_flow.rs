@@ -9,8 +9,8 @@
 //! - a drill before the grant is reported failed ("no drill grant");
 //! - the signed report (JSON and PDF) passes `cadang report verify` with the
 //!   controller's key, and one changed byte in either makes it fail;
-//! - with an RTO of one second the drill is reported failed "over the
-//!   objective";
+//! - with an RTO of zero (too small for any drill) the drill is reported
+//!   failed "over the objective";
 //! - with the DR copy's packs damaged the drill is reported failed with
 //!   "the DR copy is damaged".
 //!
@@ -376,10 +376,11 @@ fn scheduled_drills_from_the_dr_s3_store_with_a_postgres_check_are_signed_and_ju
         "{metrics}"
     );
 
-    // An RTO of one second: the drill is reported failed over the objective.
+    // An RTO too small for any drill (0 s; a drill counts at least 1 s):
+    // reported failed over the objective.
     let policy = c.policy_file(PD);
     let text = std::fs::read_to_string(&policy).unwrap();
-    std::fs::write(&policy, text.replace("rto = \"1h\"", "rto = \"1s\"")).unwrap();
+    std::fs::write(&policy, text.replace("rto = \"1h\"", "rto = \"0s\"")).unwrap();
     c.signal_controller(libc::SIGHUP);
     let over = wait_drill(&c, "a drill over its RTO", Some(&id), "failed", |r| {
         r.contains("over the objective")
@@ -391,7 +392,23 @@ fn scheduled_drills_from_the_dr_s3_store_with_a_postgres_check_are_signed_and_ju
         "cadang_drill_failed_total counts the failures"
     );
 
-    // A damaged DR copy: reported failed with the reason.
+    // A damaged DR copy: reported failed with the reason. Backups stop
+    // first (each new dump would bring fresh packs), and the DR copy gets
+    // the newest snapshot before its packs are damaged.
+    c.kill_agent(HOST);
+    c.wait(
+        Duration::from_secs(240),
+        "the DR copy to hold the newest snapshot",
+        |c| {
+            let onsite: Vec<String> = c
+                .snapshots_in(&c.onsite(PD))
+                .iter()
+                .filter_map(|s| s["id"].as_str().map(String::from))
+                .collect();
+            let dr = dr_snapshot_ids(&s3);
+            onsite.iter().all(|id| dr.contains(id)).then_some(())
+        },
+    );
     assert!(damage_dr_packs(&s3) > 0, "the DR copy has packs to damage");
     let damaged = wait_drill(
         &c,
@@ -406,6 +423,30 @@ fn scheduled_drills_from_the_dr_s3_store_with_a_postgres_check_are_signed_and_ju
         !log.contains("AGE-SECRET-KEY"),
         "the controller never logs an identity"
     );
+}
+
+/// Snapshot ids in the DR copy (keyless listing over S3).
+fn dr_snapshot_ids(s3: &S3Server) -> Vec<String> {
+    let mut cmd = cadang(&[
+        "snapshots",
+        "--repo",
+        &s3.url("drc", &format!("stores/{PD}")),
+        "--json",
+    ]);
+    cmd.envs(s3.env());
+    let out = cmd.output().unwrap();
+    if !out.status.success() {
+        return Vec::new();
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    v.as_array()
+        .or_else(|| v["snapshots"].as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s["id"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn metrics_failed(c: &Cluster) -> u64 {

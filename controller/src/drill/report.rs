@@ -268,3 +268,106 @@ pub async fn publish(app: &Arc<App>, ids: &[String]) {
 pub fn count(app: &App, pd: &str, passed: bool) {
     app.metrics.drill_finished(pd, passed);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::drill::AuditRef;
+
+    /// A drill of `files` files, `mismatches` of them differing.
+    fn big_report(files: u64, mismatches: u64) -> DrillReport {
+        let t: DateTime<Utc> = "2026-12-01T01:00:00Z".parse().unwrap();
+        DrillReport {
+            report_id: "DUKCAPIL-j000000000042".into(),
+            regency: "Kabupaten Uji".into(),
+            pd: "DUKCAPIL".into(),
+            data_group: "kependudukan".into(),
+            custodian: Person {
+                name: "Wali".into(),
+                nip: "198111072008042001".into(),
+            },
+            snapshot: SnapshotRef {
+                id: "ab".repeat(32),
+                time: t,
+            },
+            source_host: "siak-db".into(),
+            site: "drc".into(),
+            files,
+            bytes: files * 40_000,
+            verification: Verification {
+                files_checked: files,
+                mismatches: (0..mismatches)
+                    .map(|i| Mismatch {
+                        path: format!("/srv/arsip/{i:06}.pdf"),
+                        problem: "content hash differs (chunk 0)".into(),
+                    })
+                    .collect(),
+            },
+            check: None,
+            restore_seconds: 600,
+            rto_seconds: 3600,
+            recovery_point_age_seconds: 3600,
+            rpo_seconds: 93600,
+            verdict: Verdict {
+                passed: false,
+                reasons: Vec::new(),
+            },
+            runner: Runner {
+                agent_id: "drc-1".into(),
+                host: "drc".into(),
+            },
+            approvals: vec![AuditRef {
+                seq: 7,
+                hash: "00".repeat(32),
+                action: "drill.grant".into(),
+            }],
+            started: t,
+            finished: t,
+            generated: t,
+        }
+        .with_verdict(Vec::new())
+    }
+
+    #[test]
+    fn failure_reasons_are_worded_for_the_operator() {
+        let r = big_report(10, 2);
+        let words: Vec<String> = r.verdict.reasons.iter().map(describe).collect();
+        assert_eq!(
+            words,
+            vec!["verification: 2 file(s) differ from the snapshot".to_string()]
+        );
+        let over = describe(&FailReason::OverRto {
+            seconds: 5,
+            rto_seconds: 1,
+        });
+        assert!(over.contains("over the objective"), "{over}");
+    }
+
+    /// bench/drill.sh: JSON (sign), HTML and PDF of a drill of 100,000
+    /// files, every one a mismatch (the largest body a report can have).
+    #[test]
+    #[ignore = "benchmark: run by bench/drill.sh"]
+    fn bench_render_100k_files() {
+        let key = SigningKey::generate();
+        let report = big_report(100_000, 100_000);
+        let t = std::time::Instant::now();
+        let doc = SignedDocument::sign_drill(&report, &key).unwrap();
+        let json = doc.to_bytes();
+        let json_s = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let html = crate::report::render_html(&doc, crate::report::Lang::Id).unwrap();
+        let html_s = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let pdf = crate::report::render_pdf(&doc, crate::report::Lang::Id).unwrap();
+        let pdf_s = t.elapsed().as_secs_f64();
+        println!(
+            "{}",
+            json!({
+                "files": 100_000, "mismatches": 100_000,
+                "json_seconds": json_s, "json_bytes": json.len(),
+                "html_seconds": html_s, "html_bytes": html.len(),
+                "pdf_seconds": pdf_s, "pdf_bytes": pdf.len(),
+            })
+        );
+    }
+}
