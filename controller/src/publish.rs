@@ -69,6 +69,11 @@ impl Placed {
     }
 }
 
+/// Whether a target can be written, or why not.
+type Usable = Result<(), String>;
+/// Each store with whether it can be used.
+type Targets = Vec<(Target, Usable)>;
+
 /// One store and where inside it (the PD's repository, or the top).
 struct Target {
     store: StoreTarget,
@@ -145,7 +150,7 @@ fn split_place<'a>(
 }
 
 /// The PD's on-site and DR stores, its repository inside each.
-fn pd_targets(app: &App, pd: &str) -> Result<Vec<(Target, Result<(), String>)>, PublishError> {
+fn pd_targets(app: &App, pd: &str) -> Result<Targets, PublishError> {
     let set = app
         .policies()
         .ok_or_else(|| PublishError::NoPolicies(pd.to_string()))?;
@@ -163,7 +168,7 @@ fn pd_targets(app: &App, pd: &str) -> Result<Vec<(Target, Result<(), String>)>, 
 }
 
 /// Every store in `controller.toml`, at its top.
-fn all_targets(app: &App) -> Vec<(Target, Result<(), String>)> {
+fn all_targets(app: &App) -> Targets {
     app.config
         .stores
         .keys()
@@ -197,12 +202,7 @@ pub async fn put_top(app: &App, store: &str, name: &str, bytes: Vec<u8>) -> Resu
 
 /// The target of store `name`, or why it cannot be used (carried to the
 /// result of that store, so the other site is still written).
-fn configured(
-    app: &App,
-    name: &str,
-    lock_days: u32,
-    pd: Option<&str>,
-) -> (Target, Result<(), String>) {
+fn configured(app: &App, name: &str, lock_days: u32, pd: Option<&str>) -> (Target, Usable) {
     match app.config.store_target(name) {
         Some(store) => {
             let root_url = match pd {
@@ -236,7 +236,7 @@ fn configured(
 }
 
 async fn put_all(
-    targets: &[(Target, Result<(), String>)],
+    targets: &[(Target, Usable)],
     dir: &'static str,
     file: &str,
     bytes: Vec<u8>,

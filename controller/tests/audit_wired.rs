@@ -146,6 +146,14 @@ async fn real_flows_leave_entries_in_one_verified_chain() {
     c.stop().await;
 }
 
+/// A damage: its name, what it does to the entries, the problem expected, at which seq.
+type Case = (
+    &'static str,
+    Box<dyn Fn(&mut Vec<AuditEntry>)>,
+    Box<dyn Fn(&ChainProblem) -> bool>,
+    u64,
+);
+
 fn audit_pd(e: &AuditEntry) -> Option<String> {
     cadang_controller::api::audit::entry_pd(e)
 }
@@ -212,12 +220,7 @@ async fn segments_reach_both_stores_and_every_kind_of_tampering_is_found() {
     // Tampering with a copy of the store's segments.
     let segments = audit::segment::read_dir(&audit_dir(&onsite)).unwrap();
     let mid = last.seq / 2;
-    let cases: Vec<(
-        &str,
-        Box<dyn Fn(&mut Vec<AuditEntry>)>,
-        Box<dyn Fn(&ChainProblem) -> bool>,
-        u64,
-    )> = vec![
+    let cases: Vec<Case> = vec![
         (
             "edited",
             Box::new(move |es: &mut Vec<AuditEntry>| {
