@@ -14,11 +14,12 @@ use cadang_proto::api::{
 };
 use serde::Deserialize;
 
+use serde_json::json;
+
 use super::auth::Caller;
+use super::{ApiErr, ApiResult, App};
 use crate::audit::events::person_actor;
 use crate::audit::NewEntry;
-use serde_json::json;
-use super::{ApiErr, ApiResult, App};
 use crate::state::jobs::{self, JobFilter, JobRecord};
 use crate::state::users::UserRecord;
 use crate::state::{agents, pds, users};
@@ -241,7 +242,10 @@ pub async fn register_pd(
         .state
         .write_blocking(move |txn| {
             let result = crate::registration::register(txn, &req, &user.name, now)?;
-            me.record_in(txn, crate::registration::entry(&req, &person_actor(&user), &result))?;
+            me.record_in(
+                txn,
+                crate::registration::entry(&req, &person_actor(&user), &result),
+            )?;
             Ok(result)
         })
         .await?;
