@@ -102,6 +102,7 @@ fn sso_login_through_a_real_provider_in_both_languages() {
             },
         });
         let r = harness::run_script(&c, "sso.mjs", &settings);
+        eprintln!("sso ({lang}): {r:#}");
         assert!(
             r["operator"]["refused"]
                 .as_str()
@@ -175,6 +176,7 @@ fn custodian_approves_in_the_browser_and_the_agent_restores_in_both_languages() 
             "other": {"pd": "DISDIK", "request": foreign},
         });
         let r = harness::run_script(&c, "approval.mjs", &settings);
+        eprintln!("approval ({lang}): {r:#}");
         assert_eq!(r["auditorPost"], json!(403), "{r}");
         // The agent really restored the PD's file, byte for byte.
         let restored = find_file(&target, "penduduk.csv")

@@ -19,9 +19,9 @@ async function fileRequest(browser) {
   const form = page.locator("form#file-restore");
   let id;
   if (await form.count()) {
-    await form.locator("[name=pd]").selectOption(cfg.restore.pd).catch(() => form.locator("[name=pd]").fill(cfg.restore.pd));
+    await form.locator("[name=pd]").selectOption(cfg.restore.pd);
     await form.locator("[name=snapshot]").fill("latest");
-    await form.locator("[name=agent]").fill(cfg.restore.agent).catch(() => form.locator("[name=agent]").selectOption(cfg.restore.agent));
+    await form.locator("[name=agent]").selectOption(cfg.restore.agent);
     await form.locator("[name=target]").fill(cfg.restore.target);
     await form.locator("[name=reason]").fill(cfg.restore.reason);
     await shot(page, cfg, "operator-file-form");
