@@ -39,7 +39,11 @@ async fn login_sets_a_strict_session_cookie_and_logout_ends_the_session() {
     // Not signed in: to the login form, coming back afterwards.
     let r = b.get("/console/fleet").await;
     assert_eq!(r.status, 303);
-    assert!(r.header("location").unwrap().starts_with("/console/login"), "{:?}", r.headers);
+    assert!(
+        r.header("location").unwrap().starts_with("/console/login"),
+        "{:?}",
+        r.headers
+    );
 
     let r = b.login(ADMIN, PASSWORD).await;
     assert_eq!(r.status, 303, "{}", r.body);
@@ -62,7 +66,10 @@ async fn login_sets_a_strict_session_cookie_and_logout_ends_the_session() {
         .read(|txn| {
             use redb::ReadableTable;
             let t = txn.open_table(cadang_controller::state::SESSIONS)?;
-            let keys: Vec<String> = t.iter()?.map(|i| i.unwrap().0.value().to_string()).collect();
+            let keys: Vec<String> = t
+                .iter()?
+                .map(|i| i.unwrap().0.value().to_string())
+                .collect();
             Ok(keys)
         })
         .unwrap();
@@ -109,12 +116,22 @@ async fn a_post_without_the_sessions_csrf_token_is_refused() {
     without.pop();
     assert_eq!(b.post("/console/users", &without).await.status, 403);
     assert_eq!(b.post("/console/users", &add("forged")).await.status, 403);
-    let nobody = c.app.state.read(|t| cadang_controller::state::users::get(t, "baru")).unwrap();
+    let nobody = c
+        .app
+        .state
+        .read(|t| cadang_controller::state::users::get(t, "baru"))
+        .unwrap();
     assert!(nobody.is_none(), "a refused POST changed nothing");
     // The API with the cookie needs the header.
-    let body = serde_json::json!({"name": "x", "nip": null, "role": {"role": "auditor"}}).to_string();
+    let body =
+        serde_json::json!({"name": "x", "nip": null, "role": {"role": "auditor"}}).to_string();
     let r = b
-        .request("POST", "/api/v1/users", Some((body, "application/json")), &[])
+        .request(
+            "POST",
+            "/api/v1/users",
+            Some((body, "application/json")),
+            &[],
+        )
         .await;
     assert_eq!(r.status, 403, "{}", r.body);
 
@@ -129,7 +146,10 @@ async fn a_post_without_the_sessions_csrf_token_is_refused() {
     // The login form has its own token: a forged login is refused too.
     let mut fresh = Browser::new(&c);
     let r = fresh
-        .post("/console/login", &[("user", ADMIN), ("password", PASSWORD), ("csrf", "x")])
+        .post(
+            "/console/login",
+            &[("user", ADMIN), ("password", PASSWORD), ("csrf", "x")],
+        )
         .await;
     assert_eq!(r.status, 403);
     c.stop().await;
@@ -186,7 +206,10 @@ async fn sessions_end_after_thirty_idle_minutes_and_after_twelve_hours() {
     let r = b.get("/console/fleet").await;
     assert_eq!(r.status, 303, "idle for 31 minutes");
     // A POST with an expired session is refused, not redirected.
-    assert_eq!(b.post("/console/logout", &[("csrf", "x")]).await.status, 403);
+    assert_eq!(
+        b.post("/console/logout", &[("csrf", "x")]).await.status,
+        403
+    );
     c.stop().await;
 }
 
@@ -201,11 +224,17 @@ async fn a_custodian_sees_and_acts_on_their_pd_only() {
     assert!(!fleet.body.contains(OTHER_PD), "another PD in the fleet");
     assert_eq!(b.get(&format!("/console/pds/{PD}")).await.status, 200);
     assert_eq!(b.get(&format!("/console/pds/{OTHER_PD}")).await.status, 403);
-    assert_eq!(b.get(&format!("/console/jobs?pd={OTHER_PD}")).await.status, 403);
+    assert_eq!(
+        b.get(&format!("/console/jobs?pd={OTHER_PD}")).await.status,
+        403
+    );
     assert_eq!(b.get("/console/users").await.status, 403);
     let csrf = b.csrf().await;
     let r = b
-        .post("/console/users", &[("name", "x"), ("password", PASSWORD), ("csrf", &csrf)])
+        .post(
+            "/console/users",
+            &[("name", "x"), ("password", PASSWORD), ("csrf", &csrf)],
+        )
         .await;
     assert_eq!(r.status, 403);
     // Same rule on the API with the session cookie.
@@ -240,7 +269,10 @@ async fn an_auditor_reads_everything_and_changes_nothing() {
     assert_eq!(b.get("/console/users").await.status, 403);
     let csrf = b.csrf().await;
     for (path, fields) in [
-        ("/console/users", vec![("name", "x"), ("password", PASSWORD)]),
+        (
+            "/console/users",
+            vec![("name", "x"), ("password", PASSWORD)],
+        ),
         ("/console/users/operator", vec![("action", "disable")]),
     ] {
         let mut fields = fields;
@@ -261,19 +293,32 @@ async fn an_admin_disables_a_user_and_their_session_ends_at_once() {
     assert_eq!(admin.login(ADMIN, PASSWORD).await.status, 303);
     let csrf = admin.csrf().await;
     let r = admin
-        .post("/console/users/operator", &[("action", "disable"), ("csrf", &csrf)])
+        .post(
+            "/console/users/operator",
+            &[("action", "disable"), ("csrf", &csrf)],
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(op.get("/console/jobs").await.status, 303);
     assert_eq!(op.login("operator", PASSWORD).await.status, 401);
     // A new password and roles, checked as a new user is.
     let r = admin
-        .post("/console/users/inspektorat", &[("action", "roles"), ("operator", "1"), ("csrf", &csrf)])
+        .post(
+            "/console/users/inspektorat",
+            &[("action", "roles"), ("operator", "1"), ("csrf", &csrf)],
+        )
         .await;
     assert_eq!(r.status, 400, "an operator without an NIP: {}", r.body);
     assert!(r.body.contains("NIP"));
     let r = admin
-        .post("/console/users/operator", &[("action", "password"), ("password", "pendek"), ("csrf", &csrf)])
+        .post(
+            "/console/users/operator",
+            &[
+                ("action", "password"),
+                ("password", "pendek"),
+                ("csrf", &csrf),
+            ],
+        )
         .await;
     assert_eq!(r.status, 400);
     let actions: Vec<String> = ["user.disable"]
@@ -292,8 +337,13 @@ async fn every_page_renders_in_both_languages_with_every_message_and_under_100_k
     for i in 0..400 {
         c.app
             .record(
-                cadang_controller::audit::NewEntry::new("controller", "test.fill", &format!("pd:{PD}"), "ok")
-                    .detail(serde_json::json!({ "i": i, "pad": "x".repeat(1000) })),
+                cadang_controller::audit::NewEntry::new(
+                    "controller",
+                    "test.fill",
+                    &format!("pd:{PD}"),
+                    "ok",
+                )
+                .detail(serde_json::json!({ "i": i, "pad": "x".repeat(1000) })),
             )
             .unwrap();
     }
@@ -314,13 +364,27 @@ async fn every_page_renders_in_both_languages_with_every_message_and_under_100_k
     ];
     for (lang, word) in [("id", "Keluar"), ("en", "Sign out")] {
         // The choice sticks in the cookie.
-        assert_eq!(b.get(&format!("/console/fleet?lang={lang}")).await.status, 200);
+        assert_eq!(
+            b.get(&format!("/console/fleet?lang={lang}")).await.status,
+            200
+        );
         for path in &pages {
             let r = b.get(path).await;
             assert!(r.status == 200 || r.status == 404, "{path}: {}", r.status);
-            assert!(r.body.contains(&format!("<html lang=\"{lang}\"")), "{path} in {lang}");
-            assert!(!r.body.contains('⟦'), "{path} in {lang} misses a message: {}", r.body);
-            assert!(r.body.len() < 100_000, "{path} in {lang}: {} bytes", r.body.len());
+            assert!(
+                r.body.contains(&format!("<html lang=\"{lang}\"")),
+                "{path} in {lang}"
+            );
+            assert!(
+                !r.body.contains('⟦'),
+                "{path} in {lang} misses a message: {}",
+                r.body
+            );
+            assert!(
+                r.body.len() < 100_000,
+                "{path} in {lang}: {} bytes",
+                r.body.len()
+            );
             if r.status == 200 && !path.starts_with("/console/login") {
                 assert!(r.body.contains(word), "{path} is not in {lang}");
             }
@@ -333,8 +397,12 @@ async fn every_page_renders_in_both_languages_with_every_message_and_under_100_k
     let csv = b.get("/console/audit/export?format=csv&action=test.").await;
     assert_eq!(csv.status, 200);
     assert_eq!(csv.body.lines().count(), 401, "header and every entry");
-    let json: serde_json::Value =
-        serde_json::from_str(&b.get("/console/audit/export?format=json&action=user.login").await.body).unwrap();
+    let json: serde_json::Value = serde_json::from_str(
+        &b.get("/console/audit/export?format=json&action=user.login")
+            .await
+            .body,
+    )
+    .unwrap();
     assert_eq!(json.as_array().unwrap().len(), 1);
     c.stop().await;
 }
@@ -361,7 +429,13 @@ fn every_message_key_exists_in_both_catalogues_and_every_used_key_exists() {
                 continue;
             }
             let text = std::fs::read_to_string(&path).unwrap();
-            for pat in ["t.m(\"", "t.f(\"", "refusal(StatusCode::FORBIDDEN, s.lang, \"", "s.lang, \"", "lang, \""] {
+            for pat in [
+                "t.m(\"",
+                "t.f(\"",
+                "refusal(StatusCode::FORBIDDEN, s.lang, \"",
+                "s.lang, \"",
+                "lang, \"",
+            ] {
                 for part in text.split(pat).skip(1) {
                     let key: String = part.chars().take_while(|c| *c != '"').collect();
                     if key.contains('.') && !key.contains('{') && !key.contains(' ') {
@@ -373,7 +447,10 @@ fn every_message_key_exists_in_both_catalogues_and_every_used_key_exists() {
     }
     assert!(used.len() > 100, "the scan found only {} keys", used.len());
     for (file, key) in used {
-        assert!(id_keys.contains(&key.as_str()), "{file} uses {key}, missing from id.toml");
+        assert!(
+            id_keys.contains(&key.as_str()),
+            "{file} uses {key}, missing from id.toml"
+        );
     }
 }
 
@@ -381,7 +458,12 @@ fn every_message_key_exists_in_both_catalogues_and_every_used_key_exists() {
 fn a_user_stored_with_one_role_reads_as_a_list_of_that_role() {
     let old = r#"{"name":"a","nip":"198111072008042001","role":{"role":"custodian","pds":["DUKCAPIL"]},"created":"2026-01-01T00:00:00Z"}"#;
     let u: UserRecord = serde_json::from_str(old).unwrap();
-    assert_eq!(u.roles, vec![Role::Custodian { pds: vec!["DUKCAPIL".into()] }]);
+    assert_eq!(
+        u.roles,
+        vec![Role::Custodian {
+            pds: vec!["DUKCAPIL".into()]
+        }]
+    );
     assert!(u.is_custodian_of("DUKCAPIL") && !u.covers_pd("DINKES"));
     assert!(!u.disabled && u.password.is_none());
     let again: UserRecord = serde_json::from_str(&serde_json::to_string(&u).unwrap()).unwrap();

@@ -49,8 +49,22 @@ fn state_of(c: &Controller, id: &str) -> RestoreState {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custodians_see_and_decide_their_pds_requests_only_auditors_none() {
     let c = Controller::start().await;
-    add_user(&c, "wali dukcapil", Some(NIP), vec![Role::Custodian { pds: vec![PD.into()] }]);
-    add_user(&c, "wali dinkes", Some(NIP), vec![Role::Custodian { pds: vec![OTHER_PD.into()] }]);
+    add_user(
+        &c,
+        "wali dukcapil",
+        Some(NIP),
+        vec![Role::Custodian {
+            pds: vec![PD.into()],
+        }],
+    );
+    add_user(
+        &c,
+        "wali dinkes",
+        Some(NIP),
+        vec![Role::Custodian {
+            pds: vec![OTHER_PD.into()],
+        }],
+    );
     add_user(&c, "inspektorat", None, vec![Role::Auditor]);
     pending(&c, "rr-000000000001", OTHER_PD);
     pending(&c, "rr-000000000002", OTHER_PD);
@@ -61,11 +75,17 @@ async fn custodians_see_and_decide_their_pds_requests_only_auditors_none() {
     assert_eq!(other.login("wali dukcapil", PASSWORD).await.status, 303);
     let list = other.get("/console/restores").await;
     assert_eq!(list.status, 200);
-    assert!(!list.body.contains("rr-000000000001"), "another PD's request listed");
+    assert!(
+        !list.body.contains("rr-000000000001"),
+        "another PD's request listed"
+    );
     assert_eq!(other.get(page).await.status, 403);
     let csrf = other.csrf().await;
     let r = other
-        .post(&format!("{page}/reject"), &[("reason", "bukan milik saya"), ("csrf", &csrf)])
+        .post(
+            &format!("{page}/reject"),
+            &[("reason", "bukan milik saya"), ("csrf", &csrf)],
+        )
         .await;
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(state_of(&c, "rr-000000000001"), RestoreState::Pending);
@@ -75,11 +95,21 @@ async fn custodians_see_and_decide_their_pds_requests_only_auditors_none() {
     assert_eq!(auditor.login("inspektorat", PASSWORD).await.status, 303);
     let r = auditor.get(page).await;
     assert_eq!(r.status, 200);
-    assert!(!r.body.contains("id=\"approve\""), "an auditor is offered the approval");
-    assert_eq!(r.body.matches("method=\"post\"").count(), 1, "only sign out");
+    assert!(
+        !r.body.contains("id=\"approve\""),
+        "an auditor is offered the approval"
+    );
+    assert_eq!(
+        r.body.matches("method=\"post\"").count(),
+        1,
+        "only sign out"
+    );
     let csrf = auditor.csrf().await;
     let r = auditor
-        .post(&format!("{page}/reject"), &[("reason", "x"), ("csrf", &csrf)])
+        .post(
+            &format!("{page}/reject"),
+            &[("reason", "x"), ("csrf", &csrf)],
+        )
         .await;
     assert_eq!(r.status, 403);
 
@@ -103,13 +133,24 @@ async fn custodians_see_and_decide_their_pds_requests_only_auditors_none() {
         ] {
             assert!(r.body.contains(needle), "{needle} missing ({lang})");
         }
-        assert!(!r.body.contains("AGE-SECRET-KEY"), "no key material in the page");
+        assert!(
+            !r.body.contains("AGE-SECRET-KEY"),
+            "no key material in the page"
+        );
     }
     let csrf = wali.csrf().await;
-    let r = wali.post(&format!("{page}/reject"), &[("reason", ""), ("csrf", &csrf)]).await;
+    let r = wali
+        .post(
+            &format!("{page}/reject"),
+            &[("reason", ""), ("csrf", &csrf)],
+        )
+        .await;
     assert_eq!(r.status, 400, "a rejection needs a reason");
     let r = wali
-        .post(&format!("{page}/reject"), &[("reason", "tidak ada dasar hukum"), ("csrf", &csrf)])
+        .post(
+            &format!("{page}/reject"),
+            &[("reason", "tidak ada dasar hukum"), ("csrf", &csrf)],
+        )
         .await;
     assert_eq!(r.status, 303, "{}", r.body);
     assert_eq!(state_of(&c, "rr-000000000001"), RestoreState::Rejected);
@@ -123,9 +164,15 @@ async fn custodians_see_and_decide_their_pds_requests_only_auditors_none() {
     assert_eq!(op.login("operator", PASSWORD).await.status, 303);
     let csrf = op.csrf().await;
     let list = op.get("/console/restores").await;
-    assert!(list.body.contains("id=\"file-restore\""), "operators get the filing form");
+    assert!(
+        list.body.contains("id=\"file-restore\""),
+        "operators get the filing form"
+    );
     let r = op
-        .post("/console/restores/rr-000000000002/cancel", &[("csrf", &csrf)])
+        .post(
+            "/console/restores/rr-000000000002/cancel",
+            &[("csrf", &csrf)],
+        )
         .await;
     assert_eq!(r.status, 303, "{}", r.body);
     assert_eq!(state_of(&c, "rr-000000000002"), RestoreState::Cancelled);
@@ -133,10 +180,22 @@ async fn custodians_see_and_decide_their_pds_requests_only_auditors_none() {
     let r = op
         .post(
             "/console/restores",
-            &[("pd", PD), ("snapshot", "latest"), ("what", "whole"), ("agent", "nope"),
-              ("target", "/srv/x"), ("reason", "uji"), ("csrf", &csrf)],
+            &[
+                ("pd", PD),
+                ("snapshot", "latest"),
+                ("what", "whole"),
+                ("agent", "nope"),
+                ("target", "/srv/x"),
+                ("reason", "uji"),
+                ("csrf", &csrf),
+            ],
         )
         .await;
-    assert!(r.status >= 400 && r.status < 500, "{}: {}", r.status, r.body);
+    assert!(
+        r.status >= 400 && r.status < 500,
+        "{}: {}",
+        r.status,
+        r.body
+    );
     c.stop().await;
 }

@@ -164,7 +164,9 @@ fn new_password(name: &str) -> Result<String> {
         Ok(p) if !p.is_empty() => p,
         _ => {
             let p = rpassword::prompt_password(format!("New console password for {name}: "))
-                .context("reading the password (set CADANG_USER_PASSWORD when there is no terminal)")?;
+                .context(
+                    "reading the password (set CADANG_USER_PASSWORD when there is no terminal)",
+                )?;
             let again = rpassword::prompt_password("Repeat it: ")?;
             if p != again {
                 bail!("the two passwords differ; nothing changed");
@@ -282,8 +284,13 @@ fn change(
         };
         o.auditor.record_in(
             txn,
-            NewEntry::new(&actor, &format!("user.{action}"), &format!("user:{name}"), "ok")
-                .detail(json!({ "roles": updated.roles, "sessions_ended": ended })),
+            NewEntry::new(
+                &actor,
+                &format!("user.{action}"),
+                &format!("user:{name}"),
+                "ok",
+            )
+            .detail(json!({ "roles": updated.roles, "sessions_ended": ended })),
             chrono::Utc::now(),
         )?;
         Ok(ended)

@@ -91,16 +91,27 @@ impl Filter {
         self.from.is_none_or(|f| e.time >= f)
             && self.to.is_none_or(|t| e.time <= t)
             && self.actor.as_deref().is_none_or(|a| e.actor == a)
-            && self.action.as_deref().is_none_or(|a| e.action.starts_with(a))
-            && self.subject.as_deref().is_none_or(|s| e.subject.contains(s))
-            && self.pds.as_ref().is_none_or(|pds| pds.iter().any(|p| about_pd(e, p)))
+            && self
+                .action
+                .as_deref()
+                .is_none_or(|a| e.action.starts_with(a))
+            && self
+                .subject
+                .as_deref()
+                .is_none_or(|s| e.subject.contains(s))
+            && self
+                .pds
+                .as_ref()
+                .is_none_or(|pds| pds.iter().any(|p| about_pd(e, p)))
     }
 }
 
 /// Whether an entry is about PD `pd`: named in its subject or its
 /// detail's `pd` field.
 fn about_pd(e: &AuditEntry, pd: &str) -> bool {
-    e.subject.split(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_').any(|w| w == pd)
+    e.subject
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_')
+        .any(|w| w == pd)
         || e.detail.get("pd").and_then(|v| v.as_str()) == Some(pd)
 }
 

@@ -130,7 +130,7 @@ pub fn alerts(t: &Catalogue, p: &PdStatus, signals: &Signals) -> (Vec<String>, u
     if !p.registered {
         out.push((10, t.m("alert.unregistered")));
     }
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|b| std::cmp::Reverse(b.0));
     let severity = out.iter().map(|(w, _)| w).sum();
     (out.into_iter().map(|(_, m)| m).collect(), severity)
 }

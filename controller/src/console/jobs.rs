@@ -19,7 +19,13 @@ use crate::state::jobs::{self, JobFilter, JobRecord};
 /// Rows per listing: enough for a shift, small enough for a slow link.
 pub const PAGE_ROWS: usize = 100;
 pub const KINDS: [&str; 7] = [
-    "backup", "replicate", "verify", "retention", "repair", "restore", "drill",
+    "backup",
+    "replicate",
+    "verify",
+    "retention",
+    "repair",
+    "restore",
+    "drill",
 ];
 
 #[derive(Debug, Deserialize, Default)]
@@ -52,7 +58,10 @@ pub fn job_row(app: &App, t: &Catalogue, j: &JobRecord) -> JobRow {
         (_, _, Some(site)) => t.m_or(&format!("site.{site}"), site),
         _ => String::new(),
     };
-    let state = j.outcome.clone().unwrap_or_else(|| j.state.name().to_string());
+    let state = j
+        .outcome
+        .clone()
+        .unwrap_or_else(|| j.state.name().to_string());
     JobRow {
         href: format!("/console/jobs/{}", page::url_encode(&j.id)),
         id: j.id.clone(),
@@ -96,10 +105,16 @@ pub async fn list(
     let kind = q.kind.filter(|k| KINDS.contains(&k.as_str()));
     if let Some(p) = &pd {
         if !s.user.covers_pd(p) {
-            return Ok(page::refusal(StatusCode::FORBIDDEN, s.lang, "error.not_your_pd"));
+            return Ok(page::refusal(
+                StatusCode::FORBIDDEN,
+                s.lang,
+                "error.not_your_pd",
+            ));
         }
     }
-    let failed = q.failed.is_some_and(|v| v == "1" || v == "on" || v == "true");
+    let failed = q
+        .failed
+        .is_some_and(|v| v == "1" || v == "on" || v == "true");
     let filter = JobFilter {
         failed,
         pd: pd.clone(),
@@ -159,10 +174,18 @@ pub async fn detail(
 ) -> Result<Response, ApiErr> {
     let t = i18n::catalogue(s.lang);
     let Some(j) = app.state.read(|txn| jobs::get(txn, &id))? else {
-        return Ok(page::refusal(StatusCode::NOT_FOUND, s.lang, "error.no_such_job"));
+        return Ok(page::refusal(
+            StatusCode::NOT_FOUND,
+            s.lang,
+            "error.no_such_job",
+        ));
     };
     if !s.user.covers_pd(&j.pd) {
-        return Ok(page::refusal(StatusCode::FORBIDDEN, s.lang, "error.not_your_pd"));
+        return Ok(page::refusal(
+            StatusCode::FORBIDDEN,
+            s.lang,
+            "error.not_your_pd",
+        ));
     }
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "—".into());
     let fields = vec![
@@ -181,7 +204,11 @@ pub async fn detail(
     ];
     let p = JobPage {
         t,
-        f: Frame::new(&s, &format!("/console/jobs/{}", page::url_encode(&id)), "job.title"),
+        f: Frame::new(
+            &s,
+            &format!("/console/jobs/{}", page::url_encode(&id)),
+            "job.title",
+        ),
         job: job_row(&app, t, &j),
         fields,
         log: j.message.clone(),

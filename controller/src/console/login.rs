@@ -110,7 +110,14 @@ pub async fn form(
         .as_deref()
         .and_then(Lang::parse)
         .unwrap_or_else(|| i18n::from_request(None, &headers));
-    login_page(&app, lang, &safe_next(q.next.as_deref()), "", None, StatusCode::OK)
+    login_page(
+        &app,
+        lang,
+        &safe_next(q.next.as_deref()),
+        "",
+        None,
+        StatusCode::OK,
+    )
 }
 
 /// Why a login was refused, for the audit entry and the page.
@@ -150,7 +157,8 @@ pub async fn submit(
     // Stage 3: record the outcome (with the lockout, in one commit) and answer.
     match verdict {
         Ok(()) => {
-            let user = user.ok_or_else(|| ApiErr::from(crate::Error::Invalid("user vanished".into())))?;
+            let user =
+                user.ok_or_else(|| ApiErr::from(crate::Error::Invalid("user vanished".into())))?;
             open_session(&app, &user, "password", &next).await
         }
         Err(why) => {
@@ -163,7 +171,14 @@ pub async fn submit(
                 (Refused::NoPassword, _) => t.m("login.no_password"),
                 _ => t.m("login.wrong"),
             };
-            Ok(login_page(&app, lang, &next, &name, Some(message), StatusCode::UNAUTHORIZED))
+            Ok(login_page(
+                &app,
+                lang,
+                &next,
+                &name,
+                Some(message),
+                StatusCode::UNAUTHORIZED,
+            ))
         }
     }
 }
@@ -212,7 +227,9 @@ async fn record_refusal(
         Refused::Wrong => "wrong password",
     };
     let counts = matches!(why, Refused::Wrong) && user.is_some();
-    let actor = user.map(UserRecord::actor).unwrap_or_else(|| name.to_string());
+    let actor = user
+        .map(UserRecord::actor)
+        .unwrap_or_else(|| name.to_string());
     let subject = format!("user:{name}");
     let (a, n, now) = (app.clone(), name.to_string(), app.clock.now());
     let failure = app
@@ -252,7 +269,12 @@ pub async fn open_session(
     method: &str,
     next: &str,
 ) -> Result<Response, ApiErr> {
-    let (a, u, m, now) = (app.clone(), user.clone(), method.to_string(), app.clock.now());
+    let (a, u, m, now) = (
+        app.clone(),
+        user.clone(),
+        method.to_string(),
+        app.clock.now(),
+    );
     let (id, _) = app
         .state
         .write_blocking(move |txn| {

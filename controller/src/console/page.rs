@@ -127,12 +127,18 @@ pub fn html(status: StatusCode, body: String, lang: Option<Lang>) -> Response {
 
 pub fn security_headers(h: &mut axum::http::HeaderMap) {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
 }
 
@@ -166,7 +172,7 @@ pub fn api_refusal(lang: Lang, e: crate::api::ApiErr) -> Response {
     let t = i18n::catalogue(lang);
     let mut message = e.error;
     for d in e.details {
-        message.push_str("\n");
+        message.push('\n');
         message.push_str(&d);
     }
     let status = e.status;
@@ -182,7 +188,11 @@ pub fn api_refusal(lang: Lang, e: crate::api::ApiErr) -> Response {
 
 /// A redirect after a POST (303: the browser fetches the page with GET).
 pub fn see_other(location: &str) -> Response {
-    let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, location.to_string())]).into_response();
+    let mut resp = (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, location.to_string())],
+    )
+        .into_response();
     security_headers(resp.headers_mut());
     resp
 }

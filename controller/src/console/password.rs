@@ -65,7 +65,9 @@ pub fn verify(password: &str, stored: &str) -> bool {
         return false;
     };
     let mut got = vec![0u8; want.len()];
-    if h.hash_password_into(password.as_bytes(), &salt, &mut got).is_err() {
+    if h.hash_password_into(password.as_bytes(), &salt, &mut got)
+        .is_err()
+    {
         return false;
     }
     got.len() == want.len() && got.iter().zip(&want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
@@ -75,7 +77,8 @@ pub fn verify(password: &str, stored: &str) -> bool {
 /// delay does not tell which names exist.
 pub fn verify_dummy(password: &str) {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let stored = DUMMY.get_or_init(|| hash("not a password, only a timing twin").unwrap_or_default());
+    let stored =
+        DUMMY.get_or_init(|| hash("not a password, only a timing twin").unwrap_or_default());
     let _ = verify(password, stored);
 }
 
@@ -120,12 +123,18 @@ mod tests {
 
     #[test]
     fn two_hashes_of_one_password_differ_by_salt() {
-        assert_ne!(hash("kata sandi panjang").unwrap(), hash("kata sandi panjang").unwrap());
+        assert_ne!(
+            hash("kata sandi panjang").unwrap(),
+            hash("kata sandi panjang").unwrap()
+        );
     }
 
     #[test]
     fn short_passwords_are_refused_and_damaged_hashes_never_match() {
-        assert!(matches!(hash("pendek"), Err(ConsoleError::WeakPassword { .. })));
+        assert!(matches!(
+            hash("pendek"),
+            Err(ConsoleError::WeakPassword { .. })
+        ));
         let h = hash("kata sandi panjang").unwrap();
         for bad in [
             "",

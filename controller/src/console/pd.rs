@@ -79,12 +79,20 @@ pub async fn page(
     Path(pd): Path<String>,
 ) -> Result<Response, ApiErr> {
     if !s.user.covers_pd(&pd) {
-        return Ok(page::refusal(StatusCode::FORBIDDEN, s.lang, "error.not_your_pd"));
+        return Ok(page::refusal(
+            StatusCode::FORBIDDEN,
+            s.lang,
+            "error.not_your_pd",
+        ));
     }
     let t = i18n::catalogue(s.lang);
     let status = crate::fleet::status(&app, |p| p == pd)?;
     let Some(st) = status.pds.into_iter().next() else {
-        return Ok(page::refusal(StatusCode::NOT_FOUND, s.lang, "error.no_such_pd"));
+        return Ok(page::refusal(
+            StatusCode::NOT_FOUND,
+            s.lang,
+            "error.no_such_pd",
+        ));
     };
     let signals = super::fleet::Signals::read(&app)?;
     let (alerts, _) = super::fleet::alerts(t, &st, &signals);
@@ -93,16 +101,19 @@ pub async fn page(
         limit: MAX_JOBS,
         ..Default::default()
     };
-    let (snaps, job_list) = app
-        .state
-        .read(|txn| Ok((pds::snapshots(txn, &pd)?, jobs::list(txn, &filter, |_| true)?)))?;
+    let (snaps, job_list) = app.state.read(|txn| {
+        Ok((
+            pds::snapshots(txn, &pd)?,
+            jobs::list(txn, &filter, |_| true)?,
+        ))
+    })?;
     let replicated = st
         .sites
         .iter()
         .find(|x| x.site == "dr")
         .and_then(|x| x.last_replication);
     let mut snaps = snaps;
-    snaps.sort_by(|a, b| b.time.cmp(&a.time));
+    snaps.sort_by_key(|b| std::cmp::Reverse(b.time));
     let more_snapshots = snaps.len().saturating_sub(MAX_SNAPSHOTS);
     let snapshots = snaps
         .into_iter()
@@ -144,7 +155,11 @@ pub async fn page(
     let (plan, zone) = plan(&app, t, &pd);
     let p = PdPage {
         t,
-        f: Frame::new(&s, &format!("/console/pds/{}", page::url_encode(&pd)), "pd.title"),
+        f: Frame::new(
+            &s,
+            &format!("/console/pds/{}", page::url_encode(&pd)),
+            "pd.title",
+        ),
         pd,
         alerts,
         sites,
@@ -170,7 +185,13 @@ fn plan(app: &App, t: &Catalogue, pd: &str) -> (Vec<PlanRow>, String) {
         .jobs
         .iter()
         .map(|j| PlanRow {
-            kind: t.m(&format!("plan.{}", serde_json::to_value(j.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())),
+            kind: t.m(&format!(
+                "plan.{}",
+                serde_json::to_value(j.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            )),
             name: j.name.clone(),
             schedule: j.schedule.clone(),
             detail: j.detail.clone(),

@@ -104,13 +104,18 @@ pub fn documents(app: &App, user: &UserRecord) -> Result<Vec<Document>, ApiErr> 
             id: r.id,
         });
     }
-    out.sort_by(|a, b| b.time.cmp(&a.time));
+    out.sort_by_key(|b| std::cmp::Reverse(b.time));
     Ok(out)
 }
 
 /// `lulus · 42 m / RTO 4 j` for the fleet row, or `—`.
 pub fn last_drill_text(app: &App, t: &Catalogue, pd: &str) -> String {
-    let everyone = UserRecord::new("fleet", None, vec![cadang_proto::api::Role::Auditor], app.clock.now());
+    let everyone = UserRecord::new(
+        "fleet",
+        None,
+        vec![cadang_proto::api::Role::Auditor],
+        app.clock.now(),
+    );
     let Ok(docs) = documents(app, &everyone) else {
         return "—".into();
     };

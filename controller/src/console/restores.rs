@@ -47,7 +47,10 @@ fn row(app: &App, t: &Catalogue, r: &RestoreRequest) -> Row {
         snapshot: r.snapshot.chars().take(12).collect(),
         agent: r.agent_host.clone(),
         state: state_word(t, r.state),
-        open: matches!(r.state, RestoreState::Pending | RestoreState::Approved | RestoreState::Running),
+        open: matches!(
+            r.state,
+            RestoreState::Pending | RestoreState::Approved | RestoreState::Running
+        ),
         filed: page::when(app, Some(r.filed.at)),
         filed_by: r.filed.name.clone(),
         expires: page::when(app, Some(r.expires)),
@@ -143,17 +146,34 @@ pub async fn detail(
     };
     let signoff = |s: &Option<cadang_proto::restore::Signoff>| {
         s.as_ref()
-            .map(|x| format!("{} ({}) · {}", x.name, x.actor, page::when(&app, Some(x.at))))
+            .map(|x| {
+                format!(
+                    "{} ({}) · {}",
+                    x.name,
+                    x.actor,
+                    page::when(&app, Some(x.at))
+                )
+            })
             .unwrap_or_else(|| "—".into())
     };
     let mut fields = vec![
         (t.m("term.pd"), r.pd.clone()),
         (t.m("term.snapshot"), r.snapshot.clone()),
-        (t.m("restore.snapshot_time"), page::when(&app, r.snapshot_time)),
+        (
+            t.m("restore.snapshot_time"),
+            page::when(&app, r.snapshot_time),
+        ),
         (t.m("restore.what"), what),
         (t.m("restore.agent"), r.agent_host.clone()),
         (t.m("restore.target"), r.target.clone()),
-        (t.m("restore.in_place"), t.m(if r.in_place { "common.yes" } else { "common.no" })),
+        (
+            t.m("restore.in_place"),
+            t.m(if r.in_place {
+                "common.yes"
+            } else {
+                "common.no"
+            }),
+        ),
         (t.m("restore.reason"), r.reason.clone()),
         (t.m("restore.filed"), signoff(&Some(r.filed.clone()))),
         (t.m("restore.expires"), page::when(&app, Some(r.expires))),
@@ -174,7 +194,11 @@ pub async fn detail(
     let pending = r.state == RestoreState::Pending;
     let p = RestorePage {
         t,
-        f: Frame::new(&s, &format!("/console/restores/{}", page::url_encode(&id)), "restore.one"),
+        f: Frame::new(
+            &s,
+            &format!("/console/restores/{}", page::url_encode(&id)),
+            "restore.one",
+        ),
         can_decide: pending && s.user.is_custodian_of(&r.pd),
         can_cancel: s.user.has_any(&["admin", "operator"])
             && (pending || (r.state == RestoreState::Approved && r.delivered.is_none())),
@@ -246,7 +270,12 @@ impl FileForm {
             target: self.target.trim().to_string(),
             in_place: self.in_place.as_deref().is_some_and(|v| !v.is_empty()),
             reason: self.reason.trim().to_string(),
-            expires_seconds: self.hours.trim().parse::<u64>().ok().map(|h| h.saturating_mul(3600)),
+            expires_seconds: self
+                .hours
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .map(|h| h.saturating_mul(3600)),
         }
     }
 }
@@ -258,7 +287,10 @@ pub async fn file(
     Form(f): Form<FileForm>,
 ) -> Result<Response, ApiErr> {
     match crate::restore::file(&app, &s.user, f.body()).await {
-        Ok(r) => Ok(page::see_other(&format!("/console/restores/{}", page::url_encode(&r.id)))),
+        Ok(r) => Ok(page::see_other(&format!(
+            "/console/restores/{}",
+            page::url_encode(&r.id)
+        ))),
         Err(e) => Ok(page::api_refusal(s.lang, e)),
     }
 }
@@ -277,7 +309,10 @@ pub async fn reject(
     Form(f): Form<RejectForm>,
 ) -> Result<Response, ApiErr> {
     match crate::restore::reject(&app, &s.user, &id, f.reason).await {
-        Ok(r) => Ok(page::see_other(&format!("/console/restores/{}", page::url_encode(&r.id)))),
+        Ok(r) => Ok(page::see_other(&format!(
+            "/console/restores/{}",
+            page::url_encode(&r.id)
+        ))),
         Err(e) => Ok(page::api_refusal(s.lang, e)),
     }
 }
@@ -289,7 +324,10 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Response, ApiErr> {
     match crate::restore::cancel(&app, &s.user, &id).await {
-        Ok(r) => Ok(page::see_other(&format!("/console/restores/{}", page::url_encode(&r.id)))),
+        Ok(r) => Ok(page::see_other(&format!(
+            "/console/restores/{}",
+            page::url_encode(&r.id)
+        ))),
         Err(e) => Ok(page::api_refusal(s.lang, e)),
     }
 }

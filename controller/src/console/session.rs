@@ -59,18 +59,17 @@ pub fn set_cookie(name: &str, value: &str, max_age: i64) -> String {
 pub fn same_token(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && !a.is_empty()
-        && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// The route layer's work for `Access::Session(roles)`: a valid session
 /// of an enabled user with one of `roles`, and on a POST the session's
 /// CSRF token. Gives the request back with [`Caller::Person`] and
 /// [`ConsoleSession`] in its extensions, or the refusal to send.
-pub async fn authorise(
-    app: &Arc<App>,
-    req: Request,
-    roles: &[&str],
-) -> Result<Request, Response> {
+pub async fn authorise(app: &Arc<App>, req: Request, roles: &[&str]) -> Result<Request, Response> {
     let lang = i18n::from_request(req.uri().query(), req.headers());
     let set_lang = i18n::asked_in_query(req.uri().query()).is_some();
     let is_post = req.method() == Method::POST;
@@ -105,11 +104,7 @@ pub async fn authorise(
 /// For API routes called with the session cookie instead of a bearer
 /// token: the user, if the cookie names a valid session (`None`: no
 /// cookie, try the token). A POST needs the `X-CSRF-Token` header.
-pub fn api_caller(
-    app: &App,
-    req: &Request,
-    roles: &[&str],
-) -> Result<Option<UserRecord>, ApiErr> {
+pub fn api_caller(app: &App, req: &Request, roles: &[&str]) -> Result<Option<UserRecord>, ApiErr> {
     if cookie(req.headers(), SESSION_COOKIE).is_none() {
         return Ok(None);
     }

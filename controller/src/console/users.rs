@@ -204,15 +204,19 @@ pub async fn add(
             users::create(txn, &u)?;
             a.record_in(
                 txn,
-                NewEntry::new(&admin, "user.add", &format!("user:{}", u.name), "ok").detail(
-                    json!({ "nip": u.nip, "roles": u.roles }),
-                ),
+                NewEntry::new(&admin, "user.add", &format!("user:{}", u.name), "ok")
+                    .detail(json!({ "nip": u.nip, "roles": u.roles })),
             )?;
             Ok(())
         })
         .await;
     match created {
-        Ok(()) => show(&app, &s, Some(t.f("users.added", &[("name", &user.name)])), None),
+        Ok(()) => show(
+            &app,
+            &s,
+            Some(t.f("users.added", &[("name", &user.name)])),
+            None,
+        ),
         Err(crate::Error::Invalid(m)) => show(&app, &s, None, Some(m)),
         Err(e) => Err(e.into()),
     }

@@ -69,14 +69,19 @@ pub fn create(
         csrf: random_secret()?,
         method: method.to_string(),
     };
-    put_json(&mut txn.open_table(SESSIONS)?, &hash_hex(id.as_bytes()), &rec)?;
+    put_json(
+        &mut txn.open_table(SESSIONS)?,
+        &hash_hex(id.as_bytes()),
+        &rec,
+    )?;
     Ok((id, rec))
 }
 
 /// The session of cookie value `id`, if it exists and has not expired at
 /// `now` (read only; see [`touch`]).
 pub fn find(txn: &ReadTransaction, id: &str, now: DateTime<Utc>) -> Result<Option<SessionRecord>> {
-    let rec: Option<SessionRecord> = get_json(&txn.open_table(SESSIONS)?, &hash_hex(id.as_bytes()))?;
+    let rec: Option<SessionRecord> =
+        get_json(&txn.open_table(SESSIONS)?, &hash_hex(id.as_bytes()))?;
     Ok(rec.filter(|r| r.valid_at(now)))
 }
 

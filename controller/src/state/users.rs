@@ -219,8 +219,11 @@ pub fn update(
     change: impl FnOnce(&mut UserRecord),
 ) -> Result<UserRecord> {
     let mut users = txn.open_table(USERS)?;
-    let mut user: UserRecord = get_json(&users, name)?
-        .ok_or_else(|| Error::Invalid(format!("there is no user {name:?} (see `cadang user list`)")))?;
+    let mut user: UserRecord = get_json(&users, name)?.ok_or_else(|| {
+        Error::Invalid(format!(
+            "there is no user {name:?} (see `cadang user list`)"
+        ))
+    })?;
     change(&mut user);
     check_user(&user.name, user.nip.as_deref(), &user.roles)?;
     put_json(&mut users, name, &user)?;

@@ -154,10 +154,17 @@ impl Browser {
     pub async fn login(&mut self, user: &str, password: &str) -> Resp {
         let form = self.get("/console/login").await;
         assert_eq!(form.status, 200, "{}", form.body);
-        let csrf = form.hidden("csrf").expect("the login form has a CSRF field");
+        let csrf = form
+            .hidden("csrf")
+            .expect("the login form has a CSRF field");
         self.post(
             "/console/login",
-            &[("user", user), ("password", password), ("csrf", &csrf), ("next", "")],
+            &[
+                ("user", user),
+                ("password", password),
+                ("csrf", &csrf),
+                ("next", ""),
+            ],
         )
         .await
     }
@@ -166,7 +173,8 @@ impl Browser {
     pub async fn csrf(&mut self) -> String {
         let page = self.get("/console/fleet").await;
         assert_eq!(page.status, 200, "{}", page.body);
-        page.hidden("csrf").expect("a page carries the session's CSRF token")
+        page.hidden("csrf")
+            .expect("a page carries the session's CSRF token")
     }
 }
 
