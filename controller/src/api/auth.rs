@@ -338,6 +338,28 @@ pub const ROUTES: &[RouteSpec] = &[
         path: cadang_proto::restore::paths::CANCEL,
         access: Access::People(STAFF),
     },
+    // single sign-on and the approval scripts (console/oidc.rs, console/scripts.rs):
+    // public, the provider's signed answer or nothing secret
+    RouteSpec {
+        method: "GET",
+        path: "/console/sso/login",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/console/sso/callback",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/console/assets/js/age.js",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/console/assets/js/approve.js",
+        access: Access::Public,
+    },
 ];
 
 /// The SHA-256 (hex) of the client certificate the connection presented,

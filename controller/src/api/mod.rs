@@ -244,6 +244,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route(paths::METRICS, get(people::metrics))
         // console: server-rendered pages (controller/src/console/)
         .merge(crate::console::routes())
+        // single sign-on and the approval scripts (console/oidc.rs, console/scripts.rs)
+        .merge(crate::console::oidc::routes(app.clone()))
+        .merge(crate::console::scripts::routes())
         // ransomware early warning (issue 10): controller/src/api/anomalies.rs
         .merge(anomalies::routes())
         // audit log and reports (issue 8): api/audit.rs, api/reports.rs

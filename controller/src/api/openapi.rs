@@ -25,6 +25,9 @@ use super::{agent, people, App};
         crate::console::audit::export, crate::console::users::page, crate::console::users::add,
         crate::console::users::change, crate::console::restores::detail, crate::console::restores::file,
         crate::console::restores::reject, crate::console::restores::cancel,
+        // single sign-on and the approval scripts
+        crate::console::oidc::login, crate::console::oidc::callback,
+        crate::console::scripts::age, crate::console::scripts::approve,
         // restores
         super::restores::file, super::restores::list, super::restores::show,
         super::restores::material, super::restores::approve, super::restores::reject,
