@@ -437,6 +437,7 @@ fn restores_run_only_with_the_custodians_envelope_and_every_step_is_audited() {
         ("restore.approve", a_id.as_str()),
         ("envelope.deliver", a_id.as_str()),
         ("restore.done", a_id.as_str()),
+        ("envelope.use", a_id.as_str()),
         ("restore.reject", b_id),
         ("restore.cancel", c_id),
         ("restore.expire", d_id),

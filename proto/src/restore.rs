@@ -303,6 +303,10 @@ impl RestoreSite {
 pub struct RestoreReport {
     pub request_id: String,
     pub snapshot: String,
+    /// The envelope passed the agent's checks and was recorded as used
+    /// (false: refused — another request, expired, replayed, unreadable).
+    #[serde(default)]
+    pub envelope_used: bool,
     /// `None` when no store could be opened.
     #[serde(default)]
     pub site: Option<RestoreSite>,
@@ -389,6 +393,7 @@ mod tests {
         let mut r = RestoreReport {
             request_id: "rr-1".into(),
             snapshot: "ab".into(),
+            envelope_used: true,
             site: Some(RestoreSite::Dr),
             onsite_error: None,
             files: 1,

@@ -118,6 +118,7 @@ fn blank(request_id: &str) -> RestoreReport {
     RestoreReport {
         request_id: request_id.to_string(),
         snapshot: String::new(),
+        envelope_used: false,
         site: None,
         onsite_error: None,
         files: 0,
@@ -147,6 +148,7 @@ pub async fn execute(
     let result = match admit(env, request_id, armored, now) {
         Ok(opened) => {
             report.snapshot = opened.payload.snapshot.clone();
+            report.envelope_used = true;
             let r = restore_with(env, &opened, dr_store, &mut report).await;
             // `opened` (and the identity's SecretString) is dropped here:
             // the identity is wiped as soon as the restore is over.

@@ -139,6 +139,18 @@ pub fn on_reports(
         rec.request.report = report.clone();
         rec.envelope = None;
         restores::put(txn, &rec)?;
+        // The use (or refusal) of the envelope, as the agent reports it.
+        let used = report.as_ref().is_some_and(|r| r.envelope_used);
+        app.record_in(
+            txn,
+            NewEntry::new(
+                &agent_actor(&agent.id),
+                "envelope.use",
+                request_id,
+                if used { "ok" } else { "refused" },
+            )
+            .detail(json!({ "pd": rec.request.pd, "job": r.job_id })),
+        )?;
         let action = if ok { "restore.done" } else { "restore.failed" };
         app.record_in(
             txn,

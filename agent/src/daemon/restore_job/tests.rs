@@ -125,6 +125,7 @@ async fn an_approved_envelope_restores_and_verifies_once() {
     let again = execute(&w.env, "rr-1", &sealed, None, now()).await;
     assert_eq!(again.outcome, Outcome::Failed);
     assert!(again.message.contains("already used"), "{}", again.message);
+    assert!(end.report.envelope_used && !again.report.envelope_used);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
