@@ -193,5 +193,5 @@ fn a_shared_dyn_log_records_through_the_auditor() {
     let seg = a.checkpoint(t(61)).unwrap().unwrap();
     assert_eq!(seg.seq, 26);
     let segs = a.segments_after(25).unwrap();
-    assert_eq!(segs[0].store_path(), "audit/26-26.json");
+    assert_eq!(segs[0].store_path(), "cadang-audit/26-26.json");
 }
