@@ -235,6 +235,7 @@ async fn queue(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let (app2, agent2) = (app.clone(), agent.clone());
+    let skipped = record.clone();
     let queued = app
         .state
         .write_blocking(move |txn| {
@@ -275,8 +276,14 @@ async fn queue(
             tracing::info!(drill = %id, runner = %agent.host, "drill queued for the runner");
             app.notifier(&agent.id).notify_one();
         }
+        // A missed drill is a failed one: the runner has not taken or
+        // finished the previous drill (offline, stopped, stuck).
         None => {
-            tracing::warn!(runner = %agent.host, "the previous drill is still queued or running; this slot is skipped")
+            let why = format!(
+                "drill runner {} has not finished the previous drill of PD {} (is it running and connected?); this drill was not started",
+                agent.host, skipped.pd
+            );
+            return fail(app, skipped, why, "runner-busy").await;
         }
     }
     Ok(())
