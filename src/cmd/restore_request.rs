@@ -29,7 +29,41 @@ pub struct RestoreCli {
     #[command(subcommand)]
     command: Option<RequestCommand>,
     #[command(flatten)]
-    direct: Option<crate::cmd::read::RestoreArgs>,
+    direct: Option<DirectRestore>,
+}
+
+/// The direct restore's arguments, present when its snapshot or target is
+/// given. (clap's `Option` of a flattened struct that itself flattens
+/// others is always `None`, so the group is named here by hand.)
+pub struct DirectRestore(crate::cmd::read::RestoreArgs);
+
+const DIRECT_GROUP: &str = "direct-restore";
+
+fn direct_group() -> clap::ArgGroup {
+    clap::ArgGroup::new(DIRECT_GROUP)
+        .args(["snapshot", "target"])
+        .multiple(true)
+}
+
+impl clap::FromArgMatches for DirectRestore {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        crate::cmd::read::RestoreArgs::from_arg_matches(m).map(DirectRestore)
+    }
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(m)
+    }
+}
+
+impl Args for DirectRestore {
+    fn group_id() -> Option<clap::Id> {
+        Some(clap::Id::from(DIRECT_GROUP))
+    }
+    fn augment_args(c: clap::Command) -> clap::Command {
+        crate::cmd::read::RestoreArgs::augment_args(c).group(direct_group())
+    }
+    fn augment_args_for_update(c: clap::Command) -> clap::Command {
+        crate::cmd::read::RestoreArgs::augment_args_for_update(c).group(direct_group())
+    }
 }
 
 #[derive(Subcommand)]
@@ -145,7 +179,7 @@ pub async fn run(cli: RestoreCli) -> Result<u8> {
         (Some(RequestCommand::Approve(a)), _) => approve(a).await,
         (Some(RequestCommand::Reject(a)), _) => reject(a).await,
         (Some(RequestCommand::Cancel(a)), _) => cancel(a).await,
-        (None, Some(direct)) => crate::cmd::read::restore(direct).await,
+        (None, Some(DirectRestore(direct))) => crate::cmd::read::restore(direct).await,
         (None, None) => bail!(
             "give a snapshot and --target for a direct restore, or a subcommand (request, list, show, approve, reject, cancel); see `cadang restore --help`"
         ),
