@@ -35,7 +35,9 @@ use crate::api::App;
 /// What can go wrong in the console's own logic (login, people).
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
-    #[error("a password needs at least {min} characters; choose a longer one (a sentence is fine)")]
+    #[error(
+        "a password needs at least {min} characters; choose a longer one (a sentence is fine)"
+    )]
     WeakPassword { min: usize },
     #[error("password hashing failed: {0}")]
     Password(String),
@@ -56,7 +58,10 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/console/pds/{pd}", get(pd::page))
         .route("/console/jobs", get(jobs::list))
         .route("/console/jobs/{id}", get(jobs::detail))
-        .route("/console/restores", get(restores::list).post(restores::file))
+        .route(
+            "/console/restores",
+            get(restores::list).post(restores::file),
+        )
         .route("/console/restores/{id}", get(restores::detail))
         .route("/console/restores/{id}/reject", post(restores::reject))
         .route("/console/restores/{id}/cancel", post(restores::cancel))
