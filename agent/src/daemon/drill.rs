@@ -405,6 +405,23 @@ mod tests {
             ..job()
         };
         let base = std::path::PathBuf::from(var("CADANG_BENCH_TMP"));
+        // What `cadang restore` does (src/cmd/read.rs), timed the same way:
+        // open, find the snapshot, read the index, restore.
+        let plain = Instant::now();
+        let repo = open_dr(&store).await.unwrap();
+        let snap = repo.find_snapshot("latest").await.unwrap();
+        let data_identity = DataIdentity::parse(&identity).unwrap();
+        let reader = BlobReader::new(&repo, &data_identity).await.unwrap();
+        let target = base.join("plain-restore");
+        let opts = restore::RestoreOptions {
+            target: target.clone(),
+            include: Vec::new(),
+            progress: None,
+        };
+        restore::restore(&reader, &snap, &opts).await.unwrap();
+        let plain_seconds = plain.elapsed().as_secs_f64();
+        std::fs::remove_dir_all(&target).unwrap();
+        drop(reader);
         let started = Instant::now();
         let r = run_drill(&store, &identity, &job, &base).await;
         assert_eq!(r.failure, None, "{r:?}");
@@ -417,6 +434,7 @@ mod tests {
                 "restore_seconds": r.restore_millis as f64 / 1000.0,
                 "verify_seconds": r.verify_millis as f64 / 1000.0,
                 "total_seconds": started.elapsed().as_secs_f64(),
+                "plain_restore_seconds": plain_seconds,
             })
         );
     }
