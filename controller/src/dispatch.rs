@@ -15,10 +15,11 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use serde_json::json;
 
+use crate::agenda::Agenda;
 use crate::api::App;
 use crate::audit::{NewEntry, CONTROLLER_ACTOR};
 use crate::engine::{
-    self, RunBook, SiteJob, SiteJobKind, SiteJobPool, SiteJobResult, SiteOutcome, TaskKey,
+    self, Due, RunBook, SiteJob, SiteJobKind, SiteJobPool, SiteJobResult, SiteOutcome, TaskKey,
 };
 use crate::error::Result;
 use crate::state::agents::{self, AgentRecord};
@@ -47,6 +48,8 @@ pub async fn run(
     pool: Arc<SiteJobPool>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut agenda = Agenda::new();
+    let mut agents_cache = AgentCache::default();
     loop {
         if *stop.borrow() {
             return;
@@ -58,20 +61,31 @@ pub async fn run(
             tracing::warn!(error = %e.error, "expiring overdue restore requests failed");
         }
         let wake = match app.policies() {
-            Some(set) => match round(&app, &pool, &set, now).await {
-                Ok(()) => {
-                    let book = app
-                        .runbook
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .clone();
-                    engine::next_wakeup(&set, &book, now)
+            Some(set) => {
+                let book = app
+                    .runbook
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                let dues = agenda.take_due(&set, &book, now);
+                match round(&app, &pool, &set, dues, &mut agents_cache, now).await {
+                    Ok(()) => {
+                        let book = app
+                            .runbook
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .clone();
+                        agenda.next_wakeup(&book, now)
+                    }
+                    Err(e) => {
+                        // Nothing of the round was committed: it is due
+                        // again (once) at the next pass.
+                        agenda.invalidate();
+                        tracing::error!(error = %e, "dispatch failed; retrying in a minute");
+                        now + chrono::Duration::minutes(1)
+                    }
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "dispatch failed; retrying in a minute");
-                    now + chrono::Duration::minutes(1)
-                }
-            },
+            }
             None => now + chrono::Duration::minutes(1),
         };
         tokio::select! {
@@ -82,30 +96,26 @@ pub async fn run(
     }
 }
 
-/// One pass: everything due now, dispatched and remembered atomically.
+/// One pass: `dues` (what the agenda says is due now) dispatched and
+/// remembered atomically.
 pub async fn round(
     app: &Arc<App>,
     pool: &SiteJobPool,
     set: &PolicySet,
+    dues: Vec<Due>,
+    agents_cache: &mut AgentCache,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    if dues.is_empty() {
+        return Ok(());
+    }
     let mut book = app
         .runbook
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     book.ensure_started(now);
-    let dues = engine::due(set, &book, now);
-    if dues.is_empty() {
-        return Ok(());
-    }
-    let by_host: HashMap<String, AgentRecord> = app
-        .state
-        .read(agents::all)?
-        .into_iter()
-        .filter(|a| a.revoked.is_none() && a.role == cadang_proto::agent::AgentRole::Backup)
-        .map(|a| (a.host.clone(), a))
-        .collect();
+    let by_host = agents_cache.get(app)?;
     let mut site_jobs = Vec::new();
     let mut backups = Vec::new();
     for due in &dues {
@@ -170,6 +180,35 @@ pub async fn round(
         }
     }
     submit_site_jobs(app, pool, site_records, now).await
+}
+
+/// Backup agents by host, read again when the fleet view says agents
+/// changed (enrollment, revocation) or a minute passed: 10,000 records
+/// decoded per round (one per jitter second) cost more than the round.
+#[derive(Default)]
+pub struct AgentCache {
+    cached: Option<(u64, std::time::Instant, Arc<HashMap<String, AgentRecord>>)>,
+}
+
+impl AgentCache {
+    fn get(&mut self, app: &App) -> Result<Arc<HashMap<String, AgentRecord>>> {
+        let generation = app.fleet.generation();
+        if let Some((g, at, map)) = &self.cached {
+            if *g == generation && at.elapsed() < std::time::Duration::from_secs(60) {
+                return Ok(map.clone());
+            }
+        }
+        let map: HashMap<String, AgentRecord> = app
+            .state
+            .read(agents::all)?
+            .into_iter()
+            .filter(|a| a.revoked.is_none() && a.role == cadang_proto::agent::AgentRole::Backup)
+            .map(|a| (a.host.clone(), a))
+            .collect();
+        let map = Arc::new(map);
+        self.cached = Some((generation, std::time::Instant::now(), map.clone()));
+        Ok(map)
+    }
 }
 
 /// The round's book becomes the engine's memory, merged with what report

@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 use cadang_policies::model::PolicySet;
 use cadang_proto::agent::AgentRole;
@@ -68,6 +68,9 @@ struct ViewData {
 pub struct FleetView {
     data: RwLock<ViewData>,
     changed: AtomicU64,
+    /// Runs committed since the last status: the state writer only pushes
+    /// here, so it never waits for a status being computed.
+    incoming: Mutex<Vec<LastRun>>,
 }
 
 impl FleetView {
@@ -76,6 +79,7 @@ impl FleetView {
         let view = FleetView::default();
         let runs = state.read(|txn| jobs::last_runs(txn, None))?;
         view.record_runs(&runs);
+        view.absorb();
         view.refresh_agents(state)?;
         Ok(view)
     }
@@ -84,6 +88,12 @@ impl FleetView {
     /// the next status.
     pub fn agents_changed(&self) {
         self.changed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Changes with every [`FleetView::agents_changed`] (for caches of
+    /// agent records elsewhere).
+    pub fn generation(&self) -> u64 {
+        self.changed.load(Ordering::SeqCst)
     }
 
     /// Reads agents and registered PDs from the state again.
@@ -106,13 +116,24 @@ impl FleetView {
         Ok(())
     }
 
-    /// Runs just committed (newest wins, as in the state).
+    /// Runs just committed (newest wins, as in the state); they join the
+    /// view at the next status.
     pub fn record_runs(&self, runs: &[LastRun]) {
         if runs.is_empty() {
             return;
         }
+        let mut incoming = self.incoming.lock().unwrap_or_else(|p| p.into_inner());
+        incoming.extend_from_slice(runs);
+    }
+
+    /// Moves the runs recorded since into the view.
+    fn absorb(&self) {
+        let runs = std::mem::take(&mut *self.incoming.lock().unwrap_or_else(|p| p.into_inner()));
+        if runs.is_empty() {
+            return;
+        }
         let mut data = self.data.write().unwrap_or_else(|p| p.into_inner());
-        for r in runs {
+        for r in &runs {
             let slot = data
                 .runs
                 .entry(r.pd.clone())
@@ -127,7 +148,9 @@ impl FleetView {
         }
     }
 
-    fn ensure_fresh(&self, state: &State) -> Result<()> {
+    /// Reads agents again if something changed them; takes in new runs.
+    pub fn ensure_fresh(&self, state: &State) -> Result<()> {
+        self.absorb();
         let stale = {
             let data = self.data.read().unwrap_or_else(|p| p.into_inner());
             data.loaded_at != self.changed.load(Ordering::SeqCst)
@@ -140,6 +163,7 @@ impl FleetView {
 
     /// Every last run in the view (for metrics).
     pub fn runs(&self) -> Vec<LastRun> {
+        self.absorb();
         let data = self.data.read().unwrap_or_else(|p| p.into_inner());
         data.runs
             .values()

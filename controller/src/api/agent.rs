@@ -179,9 +179,6 @@ pub async fn reports(
         .await?;
     // drills (issue 8): the signed reports to both sites, metrics
     crate::drill::report::publish_reported(&app, &applied.new).await;
-    if !applied.new.is_empty() {
-        app.wake.notify_one();
-    }
     Ok(Json(ReportAck {
         accepted: applied.accepted,
     }))
@@ -218,10 +215,21 @@ fn store_reports(
     );
     b.after_commit(move || {
         let mut book = app.runbook.lock().unwrap_or_else(|p| p.into_inner());
+        // Replication follows backups: the dispatcher needs waking only
+        // when a PD's first backup since its last replication lands (later
+        // ones do not make it due sooner). Not on every report: at 10,000
+        // agents that kept the dispatcher evaluating without pause.
+        let first_since_replication = successes.keys().any(|pd| {
+            let last = book.last_backup_success.get(pd);
+            last.is_none() || last <= book.last_replication.get(pd)
+        });
         for (pd, t) in &successes {
             book.record_backup_success(pd, *t);
         }
         drop(book);
+        if first_since_replication {
+            app.wake.notify_one();
+        }
         app.fleet.record_runs(&runs);
         for r in &new {
             app.metrics.record_report(&agent, r);
