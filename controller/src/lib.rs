@@ -9,6 +9,7 @@
 //! - [`init::init`], [`enroll::issue_token`]: what `cadang controller ...` does offline.
 //! - [`client::ApiClient`]: the HTTPS client of the operator CLI and the tests.
 
+pub mod agenda;
 pub mod anomaly;
 pub mod api;
 pub mod audit;
