@@ -36,7 +36,7 @@ enum Command {
     Dump(cmd::read::DumpArgs),
     /// Restore a snapshot into a directory (custodian key needed), or work with
     /// restore requests through the controller: request, list, show, approve, reject, cancel.
-    Restore(cmd::restore_request::RestoreCli),
+    Restore(Box<cmd::restore_request::RestoreCli>),
     /// Verify the repository (keyless; --deep decrypts with the custodian key).
     Check(cmd::maint::CheckArgs),
     /// Remove snapshots by a retention policy (keyless), optionally pruning data.
@@ -156,7 +156,7 @@ fn main() -> ExitCode {
             Command::Snapshots(a) => cmd::read::snapshots(a).await,
             Command::Ls(a) => cmd::read::ls(a).await,
             Command::Dump(a) => cmd::read::dump(a).await,
-            Command::Restore(a) => cmd::restore_request::run(a).await,
+            Command::Restore(a) => cmd::restore_request::run(*a).await,
             Command::Check(a) => cmd::maint::check(a).await,
             Command::Forget(a) => cmd::maint::forget(a).await,
             Command::Prune(a) => cmd::maint::prune(a).await,
