@@ -187,18 +187,21 @@ pub async fn round(
 /// decoded per round (one per jitter second) cost more than the round.
 #[derive(Default)]
 pub struct AgentCache {
-    cached: Option<(u64, std::time::Instant, Arc<HashMap<String, AgentRecord>>)>,
+    /// Fleet-view generation, when read, the agents.
+    cached: Option<(u64, std::time::Instant, Arc<AgentsByHost>)>,
 }
 
+type AgentsByHost = HashMap<String, AgentRecord>;
+
 impl AgentCache {
-    fn get(&mut self, app: &App) -> Result<Arc<HashMap<String, AgentRecord>>> {
+    fn get(&mut self, app: &App) -> Result<Arc<AgentsByHost>> {
         let generation = app.fleet.generation();
         if let Some((g, at, map)) = &self.cached {
             if *g == generation && at.elapsed() < std::time::Duration::from_secs(60) {
                 return Ok(map.clone());
             }
         }
-        let map: HashMap<String, AgentRecord> = app
+        let map: AgentsByHost = app
             .state
             .read(agents::all)?
             .into_iter()
