@@ -142,7 +142,11 @@ fn init(a: InitArgs) -> Result<u8> {
     println!("admin API token (shown once; keep it as CADANG_TOKEN):");
     println!("{}", out.admin_token);
     println!("to sign in to the console (https://HOST:PORT/console/), give the admin a password now, before the first start:");
-    println!("  cadang user reset --config {} {}", out.config_path.display(), a_admin_name);
+    println!(
+        "  cadang user reset --config {} {}",
+        out.config_path.display(),
+        a_admin_name
+    );
     Ok(ui::EXIT_OK)
 }
 
@@ -175,7 +179,10 @@ async fn stop_signal() {
 
 /// `name` quoted for a shell when it needs it (`'Admin Diskominfo'`).
 fn shell_word(name: &str) -> String {
-    if name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+    if name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
         name.to_string()
     } else {
         format!("'{}'", name.replace('\'', "'\\''"))

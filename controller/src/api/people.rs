@@ -42,9 +42,7 @@ pub async fn fleet(
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<FleetStatus> {
     let user = caller.person()?.clone();
-    Ok(Json(crate::fleet::status(&app, |pd| {
-        user.covers_pd(pd)
-    })?))
+    Ok(Json(crate::fleet::status(&app, |pd| user.covers_pd(pd))?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
