@@ -309,10 +309,27 @@ async fn flush_seen_every(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             tracing::warn!(error = %e, "writing last-contact times failed");
         }
         let a = app.clone();
-        let r = tokio::task::spawn_blocking(move || a.fleet.refresh_agents(&a.state)).await;
+        let r = tokio::task::spawn_blocking(move || {
+            release_free_memory();
+            a.fleet.refresh_agents(&a.state)
+        })
+        .await;
         if let Ok(Err(e)) = r {
             tracing::warn!(error = %e, "reading agents for fleet status failed");
         }
+    }
+}
+
+/// Hands memory freed inside glibc's heaps back to the system. With
+/// 10,000 connections allocating and freeing across threads, freed pages
+/// stay resident in the allocator's arenas; trimming every 30 s keeps RSS
+/// near what is in use.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own arenas; it takes no
+    // pointers of ours and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -67,7 +67,22 @@ pub async fn run(
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .clone();
-                let dues = agenda.take_due(&set, &book, now);
+                // Building the agenda evaluates every backup's cron: off
+                // the async threads, which carry 10,000 connections.
+                let s = set.clone();
+                let (back, dues) = match tokio::task::spawn_blocking(move || {
+                    let dues = agenda.take_due(&s, &book, now);
+                    (agenda, dues)
+                })
+                .await
+                {
+                    Ok(done) => done,
+                    Err(e) => {
+                        tracing::error!(error = %e, "planning the due jobs failed");
+                        (Agenda::new(), Vec::new())
+                    }
+                };
+                agenda = back;
                 match round(&app, &pool, &set, dues, &mut agents_cache, now).await {
                     Ok(()) => {
                         let book = app

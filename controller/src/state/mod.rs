@@ -90,6 +90,9 @@ const ALL: [JsonTable; 22] = [
     restores::RESTORES,
 ];
 
+/// redb's page cache (controller performance, issue 7).
+pub const STATE_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 pub struct State {
     db: Database,
     path: PathBuf,
@@ -98,12 +101,18 @@ pub struct State {
 impl State {
     /// Opens (or creates) the state file. Only one process may hold it.
     pub fn open(path: &Path) -> Result<Arc<State>> {
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => Error::StateBusy {
-                path: path.to_path_buf(),
-            },
-            e => Error::State(format!("{}: {e}", path.display())),
-        })?;
+        // redb caches up to 1 GiB by default; the hot set (agents, recent
+        // jobs) is far smaller, and the controller must stay under 512 MiB
+        // at 10,000 agents (issue 7).
+        let db = Database::builder()
+            .set_cache_size(STATE_CACHE_BYTES)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => Error::StateBusy {
+                    path: path.to_path_buf(),
+                },
+                e => Error::State(format!("{}: {e}", path.display())),
+            })?;
         let state = State {
             db,
             path: path.to_path_buf(),
