@@ -119,6 +119,43 @@ pub const ROUTES: &[RouteSpec] = &[
         path: cadang_proto::paths::METRICS,
         access: Access::People(&["admin", "operator", "auditor"]),
     },
+    // restores (issue 8): controller/src/api/restores.rs; custodians are
+    // limited to their PDs, approve/reject to the PD's Wali Data, in the handlers
+    RouteSpec {
+        method: "POST",
+        path: cadang_proto::restore::paths::RESTORES,
+        access: Access::People(STAFF),
+    },
+    RouteSpec {
+        method: "GET",
+        path: cadang_proto::restore::paths::RESTORES,
+        access: Access::People(EVERYONE),
+    },
+    RouteSpec {
+        method: "GET",
+        path: cadang_proto::restore::paths::RESTORE,
+        access: Access::People(EVERYONE),
+    },
+    RouteSpec {
+        method: "GET",
+        path: cadang_proto::restore::paths::MATERIAL,
+        access: Access::People(&["custodian"]),
+    },
+    RouteSpec {
+        method: "POST",
+        path: cadang_proto::restore::paths::APPROVE,
+        access: Access::People(&["custodian"]),
+    },
+    RouteSpec {
+        method: "POST",
+        path: cadang_proto::restore::paths::REJECT,
+        access: Access::People(&["custodian"]),
+    },
+    RouteSpec {
+        method: "POST",
+        path: cadang_proto::restore::paths::CANCEL,
+        access: Access::People(STAFF),
+    },
     // console (controller/src/console/): pages for people signed in with a session
     RouteSpec {
         method: "GET",
@@ -220,6 +257,28 @@ pub const ROUTES: &[RouteSpec] = &[
         path: "/console/restores/{id}/cancel",
         access: Access::Session(STAFF),
     },
+    // single sign-on and the approval scripts (console/oidc.rs, console/scripts.rs):
+    // public, the provider's signed answer or nothing secret
+    RouteSpec {
+        method: "GET",
+        path: "/console/sso/login",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/console/sso/callback",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/console/assets/js/age.js",
+        access: Access::Public,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/console/assets/js/approve.js",
+        access: Access::Public,
+    },
     // ransomware early warning (issue 10): api/anomalies.rs; custodians
     // see and clear their own PDs only, clearing needs operator + custodian
     RouteSpec {
@@ -300,65 +359,6 @@ pub const ROUTES: &[RouteSpec] = &[
         method: "GET",
         path: super::drills::REPORT_HTML,
         access: Access::People(EVERYONE),
-    },
-    // restores (issue 8): controller/src/api/restores.rs; custodians are
-    // limited to their PDs, approve/reject to the PD's Wali Data, in the handlers
-    RouteSpec {
-        method: "POST",
-        path: cadang_proto::restore::paths::RESTORES,
-        access: Access::People(STAFF),
-    },
-    RouteSpec {
-        method: "GET",
-        path: cadang_proto::restore::paths::RESTORES,
-        access: Access::People(EVERYONE),
-    },
-    RouteSpec {
-        method: "GET",
-        path: cadang_proto::restore::paths::RESTORE,
-        access: Access::People(EVERYONE),
-    },
-    RouteSpec {
-        method: "GET",
-        path: cadang_proto::restore::paths::MATERIAL,
-        access: Access::People(&["custodian"]),
-    },
-    RouteSpec {
-        method: "POST",
-        path: cadang_proto::restore::paths::APPROVE,
-        access: Access::People(&["custodian"]),
-    },
-    RouteSpec {
-        method: "POST",
-        path: cadang_proto::restore::paths::REJECT,
-        access: Access::People(&["custodian"]),
-    },
-    RouteSpec {
-        method: "POST",
-        path: cadang_proto::restore::paths::CANCEL,
-        access: Access::People(STAFF),
-    },
-    // single sign-on and the approval scripts (console/oidc.rs, console/scripts.rs):
-    // public, the provider's signed answer or nothing secret
-    RouteSpec {
-        method: "GET",
-        path: "/console/sso/login",
-        access: Access::Public,
-    },
-    RouteSpec {
-        method: "GET",
-        path: "/console/sso/callback",
-        access: Access::Public,
-    },
-    RouteSpec {
-        method: "GET",
-        path: "/console/assets/js/age.js",
-        access: Access::Public,
-    },
-    RouteSpec {
-        method: "GET",
-        path: "/console/assets/js/approve.js",
-        access: Access::Public,
     },
 ];
 
@@ -454,7 +454,11 @@ fn person_caller(app: &App, req: &Request, roles: &[&str]) -> Result<UserRecord,
     let unauthorized = |m: &str| ApiErr::new(StatusCode::UNAUTHORIZED, m);
     // The console's pages and scripts call the API with the session cookie
     // (POSTs with the X-CSRF-Token header) instead of a bearer token.
-    if req.headers().get(axum::http::header::AUTHORIZATION).is_none() {
+    if req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .is_none()
+    {
         if let Some(user) = crate::console::session::api_caller(app, req, roles)? {
             return Ok(user);
         }

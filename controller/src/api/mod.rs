@@ -3,14 +3,14 @@
 //! one table, [`auth::ROUTES`].
 
 pub mod agent;
-pub mod audit;
 pub mod anomalies;
+pub mod audit;
 pub mod auth;
 pub mod drills;
 pub mod openapi;
 pub mod people;
-pub mod restores;
 pub mod reports;
+pub mod restores;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -247,6 +247,8 @@ pub fn router(app: Arc<App>) -> Router {
         // single sign-on and the approval scripts (console/oidc.rs, console/scripts.rs)
         .merge(crate::console::oidc::routes(app.clone()))
         .merge(crate::console::scripts::routes())
+        // restores (issue 8): controller/src/api/restores.rs
+        .merge(restores::routes())
         // ransomware early warning (issue 10): controller/src/api/anomalies.rs
         .merge(anomalies::routes())
         // audit log and reports (issue 8): api/audit.rs, api/reports.rs
@@ -254,8 +256,6 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(reports::routes())
         // drills (issue 8): controller/src/api/drills.rs
         .merge(drills::routes())
-        // restores (issue 8): controller/src/api/restores.rs
-        .merge(restores::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::authorise,
