@@ -91,7 +91,7 @@ const ALL: [JsonTable; 22] = [
 ];
 
 /// redb's page cache (controller performance, issue 7).
-pub const STATE_CACHE_BYTES: usize = 64 * 1024 * 1024;
+pub const STATE_CACHE_BYTES: usize = 24 * 1024 * 1024;
 
 pub struct State {
     db: Database,
