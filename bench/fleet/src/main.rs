@@ -85,6 +85,10 @@ async fn main() -> Result<()> {
     let shared = Arc::new(Shared {
         started: Instant::now(),
         delivery: Default::default(),
+        delivery_startup: Default::default(),
+        first_polls: Default::default(),
+        ready_at_ms: Default::default(),
+        agents: args.agents as u64,
         requests: Default::default(),
         jobs: Default::default(),
         failures: Default::default(),
@@ -103,6 +107,7 @@ async fn main() -> Result<()> {
 
     tokio::time::sleep(Duration::from_secs(args.steady_seconds)).await;
     let steady_delivery = shared.delivery.summary();
+    let startup_delivery = shared.delivery_startup.summary();
     let steady_api = api_probe.summaries();
     let steady_rss = rss.peak_kib();
     let mut restart = None;
@@ -117,6 +122,7 @@ async fn main() -> Result<()> {
         "enroll_seconds": enroll_time.as_secs_f64(),
         "jobs_delivered": shared.jobs.load(Ordering::Relaxed),
         "delivery_ms": summary_json(steady_delivery),
+        "delivery_during_startup_ms": summary_json(startup_delivery),
         "api_fleet_ms": summary_json(steady_api.0),
         "api_jobs_ms": summary_json(steady_api.1),
         "controller_peak_rss_mib": steady_rss as f64 / 1024.0,

@@ -23,8 +23,19 @@ use crate::stats::{Rate, Samples};
 /// What every simulated agent reports into.
 pub struct Shared {
     pub started: Instant,
-    /// Due time to receipt, per backup job.
+    /// Due time to receipt, per backup job due after every agent had
+    /// polled once (the fleet is up).
     pub delivery: Samples,
+    /// The same for jobs due while the fleet was still starting (agents
+    /// enroll one after another and start polling together at the end, so
+    /// a slot that falls inside enrollment measures the start, not the
+    /// steady state).
+    pub delivery_startup: Samples,
+    /// Agents that have completed their first poll.
+    pub first_polls: AtomicU64,
+    /// When the last of them did (UTC, ms since the epoch; 0 = not yet).
+    pub ready_at_ms: AtomicU64,
+    pub agents: u64,
     pub requests: Rate,
     pub jobs: AtomicU64,
     pub failures: AtomicU64,
@@ -87,6 +98,7 @@ impl SimAgent {
         // jitter, so a restarted controller meets no storm.
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
         let mut counted_restart = 0u64;
+        let mut polled_once = false;
         while !*stop.borrow() {
             let request = PollRequest {
                 proto: PROTO_VERSION,
@@ -103,6 +115,13 @@ impl SimAgent {
             {
                 Ok(resp) => {
                     backoff.reset();
+                    if !polled_once {
+                        polled_once = true;
+                        if shared.first_polls.fetch_add(1, Ordering::SeqCst) + 1 == shared.agents {
+                            let now = Utc::now().timestamp_millis().max(1) as u64;
+                            shared.ready_at_ms.store(now, Ordering::SeqCst);
+                        }
+                    }
                     self.note_reconnect(&shared, &mut counted_restart);
                     if let Some(p) = resp.policy {
                         policy_version = p.version;
@@ -140,9 +159,13 @@ impl SimAgent {
         };
         let now = Utc::now();
         if let Some(due) = job.due_at {
-            shared
-                .delivery
-                .record((now - due).to_std().unwrap_or_default());
+            let late = (now - due).to_std().unwrap_or_default();
+            let ready = shared.ready_at_ms.load(Ordering::SeqCst);
+            if ready != 0 && due.timestamp_millis() >= ready as i64 {
+                shared.delivery.record(late);
+            } else {
+                shared.delivery_startup.record(late);
+            }
         }
         shared.jobs.fetch_add(1, Ordering::Relaxed);
         let report = JobReport {
