@@ -11,6 +11,7 @@
 #                          # the fleet enrolled: perf record (bench/work/perf.data)
 #                          # and fsync/fdatasync counts (bench/work/perf-stat.txt);
 #                          # PERF_RECORD=0: the counts only (no profiling overhead)
+#   KEEP=1 ...             # keep the work directory (controller log, state file)
 # Prints the figures as JSON and writes them to bench/work/fleet.json;
 # bench/RESULTS-fleet.md records a run.
 set -euo pipefail
@@ -29,7 +30,7 @@ BENCH="$ROOT/target/release/fleet-bench"
 ulimit -n "$(ulimit -Hn)"  # 10,000 agents need ~10,000 descriptors in each process
 
 WORK="$(mktemp -d -t cadang-fleet.XXXXXX)"
-trap 'kill -9 $(cat "$WORK/pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill -9 $(cat "$WORK/pid" 2>/dev/null) 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 export CADANG_PASSPHRASE="bench passphrase" CADANG_SCRYPT_LOG_N=10
 
