@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use cadang_agent::daemon::sandbox::{pg_bin, PgCluster, Sandbox};
 use cadang_testkit::S3Server;
-use cluster::{cadang, ok, Cluster, HostSpec};
+use cluster::{cadang, ok, secrets, Cluster, HostSpec};
 use serde_json::{json, Value};
 
 const PD: &str = "DUKCAPIL";
@@ -418,11 +418,18 @@ fn scheduled_drills_from_the_dr_s3_store_with_a_postgres_check_are_signed_and_ju
         |r| r.contains("DR copy is damaged"),
     );
     assert_eq!(damaged["has_report"], true, "{damaged}");
-    let log = c.controller_log();
-    assert!(
-        !log.contains("AGE-SECRET-KEY"),
-        "the controller never logs an identity"
+
+    // After the grant and the drills, the PD's identity is in neither the
+    // controller's memory, nor its log, nor its state file.
+    let (status, material) = c.call(
+        &wali,
+        "GET",
+        &format!("/api/v1/pds/{PD}/drill-grant-material?runner={RUNNER}"),
+        None,
     );
+    assert_eq!(status, 200, "{material}");
+    let identity = secrets::unwrap_identity(material["wrapped_identity"].as_str().unwrap());
+    secrets::assert_controller_never_held(&mut c, &identity.encode());
 }
 
 /// Snapshot ids in the DR copy (keyless listing over S3).

@@ -18,17 +18,15 @@
 
 mod cluster;
 
-use std::io::{Read, Seek, SeekFrom};
 use std::process::Command;
 use std::time::Duration;
 
-use base64::Engine;
 use cadang_agent::daemon::envelope;
 use cadang_controller::audit::AuditLog;
 use cadang_controller::proto::restore::{ApprovalMaterial, EnvelopePayload, ENVELOPE_FORMAT};
 use cadang_core::keys::DataIdentity;
 use cadang_testkit::S3Server;
-use cluster::{cadang, ok, Cluster, HostSpec, PASSPHRASE};
+use cluster::{cadang, ok, secrets, Cluster, HostSpec};
 use serde_json::{json, Value};
 
 const PD: &str = "DUKCAPIL";
@@ -58,24 +56,7 @@ fn source_files() -> tempfile::TempDir {
 
 /// `curl` with a bearer token; (HTTP status, body).
 fn call(c: &Cluster, token: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "-X", method, "--cacert"])
-        .arg(c.ca())
-        .args(["-H", &format!("Authorization: Bearer {token}")])
-        .args(["-w", "\n%{http_code}"]);
-    if let Some(b) = body {
-        cmd.args(["-H", "Content-Type: application/json", "-d", &b.to_string()]);
-    }
-    let out = cmd
-        .arg(format!("{}{path}", c.url))
-        .output()
-        .expect("curl runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (
-        status.trim().parse().unwrap_or(0),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
+    c.call(token, method, path, body)
 }
 
 fn create_user(c: &Cluster, body: Value) -> String {
@@ -151,71 +132,7 @@ fn stderr(o: &std::process::Output) -> String {
 
 /// The PD's identity, unwrapped the way the Wali Data's CLI does.
 fn identity_of(material: &ApprovalMaterial) -> DataIdentity {
-    let wrapped = base64::engine::general_purpose::STANDARD
-        .decode(&material.wrapped_identity)
-        .unwrap();
-    DataIdentity::unwrap(&wrapped, PASSPHRASE).unwrap()
-}
-
-/// The 32 secret bytes of an `AGE-SECRET-KEY-1...` (bech32).
-fn raw_identity(text: &str) -> Vec<u8> {
-    const CHARSET: &str = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
-    let lower = text.to_ascii_lowercase();
-    let data = &lower[lower.rfind('1').unwrap() + 1..];
-    let values: Vec<u8> = data
-        .chars()
-        .map(|ch| CHARSET.find(ch).unwrap() as u8)
-        .collect();
-    let values = &values[..values.len() - 6];
-    let (mut acc, mut bits, mut out) = (0u32, 0u32, Vec::new());
-    for v in values {
-        acc = (acc << 5) | u32::from(*v);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    assert_eq!(out.len(), 32, "an X25519 secret is 32 bytes");
-    out
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Every readable mapping of `pid`'s memory, searched for each needle.
-fn memory_holds(pid: u32, needles: &[&[u8]]) -> Option<String> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
-    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
-    let mut regions = 0;
-    for line in maps.lines() {
-        let mut parts = line.split_whitespace();
-        let (range, perms) = (parts.next().unwrap(), parts.next().unwrap());
-        if !perms.starts_with('r') || line.contains("[vvar]") || line.contains("[vsyscall]") {
-            continue;
-        }
-        let (a, b) = range.split_once('-').unwrap();
-        let (start, end) = (
-            u64::from_str_radix(a, 16).unwrap(),
-            u64::from_str_radix(b, 16).unwrap(),
-        );
-        let mut buf = vec![0u8; (end - start) as usize];
-        if mem.seek(SeekFrom::Start(start)).is_err() || mem.read_exact(&mut buf).is_err() {
-            continue;
-        }
-        regions += 1;
-        for n in needles {
-            if contains(&buf, n) {
-                return Some(format!("found in {line}"));
-            }
-        }
-    }
-    assert!(
-        regions > 10,
-        "only {regions} regions of the controller could be read"
-    );
-    None
+    secrets::unwrap_identity(&material.wrapped_identity)
 }
 
 fn controller_key(c: &Cluster) -> String {
@@ -393,23 +310,7 @@ fn restores_run_only_with_the_custodians_envelope_and_every_step_is_audited() {
     assert!(!std::path::Path::new(&target("e")).exists());
 
     // The identity is nowhere in the controller: memory, log, state.
-    let raw = raw_identity(&secret_text);
-    // (The generic `AGE-SECRET-KEY` text is in the binary's own messages,
-    // so memory is searched for this identity only.)
-    let needles: [&[u8]; 2] = [secret_text.as_bytes(), &raw];
-    let pid = c.controller_pid().unwrap();
-    assert_eq!(
-        memory_holds(pid, &needles),
-        None,
-        "the controller's memory holds the identity"
-    );
-    let log = c.controller_log();
-    assert!(!log.contains(&secret_text) && !log.contains("AGE-SECRET-KEY"));
-    c.kill_controller();
-    let state = std::fs::read(c.dir().join("ctl/state.redb")).unwrap();
-    for n in needles.iter().chain([&b"AGE-SECRET-KEY"[..]].iter()) {
-        assert!(!contains(&state, n), "the state file holds an identity");
-    }
+    secrets::assert_controller_never_held(&mut c, &secret_text);
 
     // Every step is in the audit log, and its chain verifies.
     let copy = c.dir().join("state-copy.redb");

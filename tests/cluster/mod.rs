@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod secrets;
+
 pub const PASSPHRASE: &str = "kata sandi wali data uji";
 
 pub fn bin() -> &'static str {
@@ -348,6 +350,35 @@ read_share = "100%"
     }
 
     /// A `cadang` command with the controller's URL, CA and admin token.
+    /// One HTTPS call to the controller's API as the bearer of `token`:
+    /// the status and the JSON answer (`Null` if it is not JSON).
+    pub fn call(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "-X", method, "--cacert"])
+            .arg(self.ca())
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .args(["-w", "\n%{http_code}"]);
+        if let Some(b) = body {
+            cmd.args(["-H", "Content-Type: application/json", "-d", &b.to_string()]);
+        }
+        let out = cmd
+            .arg(format!("{}{path}", self.url))
+            .output()
+            .expect("curl runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (
+            status.trim().parse().unwrap_or(0),
+            serde_json::from_str(body).unwrap_or(Value::Null),
+        )
+    }
+
     pub fn api(&self, args: &[&str]) -> Command {
         let mut c = cadang(args);
         c.env("CADANG_CONTROLLER", &self.url)
