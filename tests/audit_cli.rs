@@ -291,6 +291,29 @@ fn compliance_summary_and_audit_log_verify_from_stores_and_state_copies() {
         last.seq - 1,
         "cut off the end",
     );
+
+    // A revocation on the stopped controller's state is in the log too.
+    ok(cadang(&[
+        "controller",
+        "revoke",
+        "--config",
+        cluster.config_path().to_str().unwrap(),
+        "srv-dukcapil",
+    ]));
+    let state =
+        cadang_controller::state::State::open(&cluster.dir().join("ctl/state.redb")).unwrap();
+    let log = RedbAuditLog::open(state).unwrap();
+    let revoked = log.last().unwrap().unwrap();
+    assert_eq!(
+        (
+            revoked.seq,
+            revoked.action.as_str(),
+            revoked.subject.as_str()
+        ),
+        (last.seq + 1, "agent.revoke", "srv-dukcapil")
+    );
+    assert!(revoked.actor.starts_with("cli:"), "{}", revoked.actor);
+    assert_eq!(revoked.prev_hash, last.hash, "the entry extends the chain");
 }
 
 /// Removes entry `seq` from the S3 segment object that holds it.

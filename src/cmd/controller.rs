@@ -273,7 +273,22 @@ async fn enroll_token(a: EnrollTokenArgs) -> Result<u8> {
 async fn revoke(a: RevokeArgs) -> Result<u8> {
     let config = Config::load(&a.config.config)?;
     let revoked = match State::open(&config.resolve(&config.state)) {
-        Ok(state) => state.write(|txn| agents::revoke_host(txn, &a.host, chrono::Utc::now()))?,
+        Ok(state) => state.write(|txn| {
+            let revoked = agents::revoke_host(txn, &a.host, chrono::Utc::now())?;
+            if !revoked.is_empty() {
+                // The same entry the API's revocation writes, in the same
+                // transaction: a revocation the log lacks never happened.
+                let entry = cadang_controller::audit::NewEntry::new(
+                    &super::user::actor(),
+                    "agent.revoke",
+                    &a.host,
+                    "ok",
+                )
+                .detail(serde_json::json!({ "host": a.host, "agents": revoked }));
+                cadang_controller::audit::store::append_in(txn, entry, chrono::Utc::now())?;
+            }
+            Ok(revoked)
+        })?,
         Err(CtlError::StateBusy { .. }) => {
             let r: RevokeResponse = local_client(&config)?
                 .post(&format!("/api/v1/hosts/{}/revoke", a.host), &())

@@ -145,7 +145,7 @@ fn open(config: &ConfigArg) -> Result<Offline> {
 }
 
 /// Who the audit log names for a command line change: the OS account.
-fn actor() -> String {
+pub(crate) fn actor() -> String {
     let who = std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_else(|_| "unknown".into());
