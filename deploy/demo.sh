@@ -32,8 +32,8 @@ PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); p
 echo "== controller init (CA, server certificate, signing key, admin token) =="
 "$BIN" controller init --dir "$WORK/ctl" --listen "127.0.0.1:$PORT" --name 127.0.0.1 \
   --admin-name "Admin Diskominfo" --admin-nip 198503122010011004 > "$WORK/init.txt"
-head -n -1 "$WORK/init.txt"   # the last line is the admin token: kept out of the terminal
-export CADANG_TOKEN="$(tail -1 "$WORK/init.txt")"
+grep -v '^cadang-api-' "$WORK/init.txt"   # the admin token's line is kept out of the terminal
+export CADANG_TOKEN="$(grep -m1 '^cadang-api-' "$WORK/init.txt")"
 export CADANG_CONTROLLER="https://127.0.0.1:$PORT" CADANG_CA="$WORK/ctl/ca.pem"
 mkdir -p "$WORK/pusat-data" "$WORK/drc" "$WORK/srv/dokumen"
 cat >> "$WORK/ctl/controller.toml" <<TOML
