@@ -17,7 +17,7 @@
 //! 5. **verify** every restored file against the snapshot (keyed chunk
 //!    hashes), drop the identity, and report a [`RestoreReport`].
 
-mod files;
+pub(crate) mod files;
 mod used;
 
 use std::path::{Path, PathBuf};

@@ -1,7 +1,6 @@
 //! Verification: every restored regular file re-read and compared with
 //! the snapshot, chunk by chunk (keyed hash) and hole by hole.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use cadang_core::repository::BlobReader;
@@ -10,6 +9,7 @@ use cadang_core::tree::{Extent, NodeKind};
 use cadang_proto::drill::{DrillFailure, DrillResult};
 
 use crate::browse;
+use crate::daemon::restore_job::files::check_file;
 
 /// Re-reads every restored regular file and compares each chunk's keyed
 /// hash (and each hole) with the snapshot. Returns the snapshot paths of
@@ -58,41 +58,6 @@ pub(super) async fn verify(
         files.push((shown, restored));
     }
     Ok(files)
-}
-
-/// `None` when the file at `path` is exactly the snapshot's content.
-fn check_file(
-    path: &Path,
-    size: u64,
-    extents: &[Option<(Extent, u64)>],
-    secret: &cadang_core::keys::RepoSecret,
-) -> Option<String> {
-    let mut f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) => return Some(format!("missing: {e}")),
-    };
-    let actual = f.metadata().map(|m| m.len()).unwrap_or(0);
-    if actual != size {
-        return Some(format!("size {actual} instead of {size}"));
-    }
-    let mut buf = Vec::new();
-    for (i, x) in extents.iter().enumerate() {
-        let Some((extent, len)) = x else {
-            return Some(format!("chunk {i} is not in the DR index"));
-        };
-        buf.resize(*len as usize, 0);
-        if f.read_exact(&mut buf).is_err() {
-            return Some(format!("shorter than the snapshot (chunk {i})"));
-        }
-        let same = match extent {
-            Extent::Chunk(id) => secret.chunk_id(&buf) == *id,
-            Extent::Hole(_) => buf.iter().all(|b| *b == 0),
-        };
-        if !same {
-            return Some(format!("content hash differs (chunk {i})"));
-        }
-    }
-    None
 }
 
 #[cfg(test)]

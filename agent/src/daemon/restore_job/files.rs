@@ -116,8 +116,9 @@ pub async fn verify(
     (ok, failures)
 }
 
-/// `None` when the file at `path` holds exactly the snapshot's content.
-fn check_file(
+/// `None` when the file at `path` holds exactly the snapshot's content
+/// (restores and drills both verify with this).
+pub(crate) fn check_file(
     path: &Path,
     size: u64,
     extents: &[Option<(Extent, u64)>],
@@ -125,11 +126,11 @@ fn check_file(
 ) -> Option<String> {
     let mut f = match std::fs::File::open(path) {
         Ok(f) => f,
-        Err(e) => return Some(format!("not restored ({e})")),
+        Err(e) => return Some(format!("missing, not restored ({e})")),
     };
     let actual = f.metadata().map(|m| m.len()).unwrap_or(0);
     if actual != size {
-        return Some(format!("{actual} bytes instead of {size}"));
+        return Some(format!("size {actual} instead of {size} bytes"));
     }
     let mut buf = Vec::new();
     for (i, x) in extents.iter().enumerate() {
@@ -145,7 +146,9 @@ fn check_file(
             Extent::Hole(_) => buf.iter().all(|b| *b == 0),
         };
         if !same {
-            return Some(format!("differs from the snapshot (chunk {i})"));
+            return Some(format!(
+                "content hash differs from the snapshot (chunk {i})"
+            ));
         }
     }
     None
