@@ -3,9 +3,6 @@
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
-use cadang_core::backend::FileKind;
-use cadang_core::repository::IDENTITY_FILE;
 use cadang_proto::agent::AgentRole;
 use cadang_proto::drill::{GrantMaterial, GrantUpload, GrantView, MAX_GRANT_DAYS};
 use chrono::Duration;
@@ -17,10 +14,6 @@ use crate::report::drill::AuditRef;
 use crate::state::agents::{self, AgentRecord};
 use crate::state::drills::{self, GrantRecord};
 use crate::state::users::UserRecord;
-
-fn unavailable(m: impl Into<String>) -> ApiErr {
-    ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, m)
-}
 
 /// Only the PD's Wali Data grants drills (an admin's rights do not include it).
 fn custodian_of(user: &UserRecord, pd: &str) -> Result<(), ApiErr> {
@@ -58,40 +51,6 @@ fn runner_agent(app: &App, pd: &str, host: &str) -> Result<AgentRecord, ApiErr> 
     Ok(agent)
 }
 
-/// `keys/identity.age` of the PD's repository: on-site, else the DR copy.
-async fn wrapped_identity(app: &App, pd: &str) -> Result<Vec<u8>, ApiErr> {
-    let set = app
-        .policies()
-        .ok_or_else(|| unavailable("the controller has no valid policy set loaded"))?;
-    let (onsite, dr) = set
-        .stores_of(pd)
-        .ok_or_else(|| ApiErr::not_found(format!("PD {pd} has no policy with stores")))?;
-    let mut problems = Vec::new();
-    for store in [&onsite.name, &dr.name] {
-        let Some(target) = app.config.store_target(store) else {
-            problems.push(format!(
-                "store {store} is not configured in controller.toml"
-            ));
-            continue;
-        };
-        let read = async {
-            let backend = target.open_pd(pd).map_err(|e| e.to_string())?;
-            backend
-                .read(FileKind::Keys, IDENTITY_FILE)
-                .await
-                .map_err(|e| e.to_string())
-        };
-        match read.await {
-            Ok(bytes) => return Ok(bytes),
-            Err(e) => problems.push(format!("store {store}: {e}")),
-        }
-    }
-    Err(unavailable(format!(
-        "the PD's wrapped identity (keys/{IDENTITY_FILE}) cannot be read from either store: {}",
-        problems.join("; ")
-    )))
-}
-
 /// What `cadang drill grant` seals with.
 pub async fn material(
     app: &Arc<App>,
@@ -101,7 +60,7 @@ pub async fn material(
 ) -> Result<GrantMaterial, ApiErr> {
     custodian_of(user, pd)?;
     let agent = runner_agent(app, pd, runner)?;
-    let wrapped = wrapped_identity(app, pd).await?;
+    let wrapped = crate::restore::filing::wrapped_identity(app, pd).await?;
     Ok(GrantMaterial {
         pd: pd.into(),
         runner: agent.host.clone(),

@@ -212,7 +212,9 @@ pub async fn file(
 
 /// Reads the PD's passphrase-wrapped identity from its repository: the
 /// on-site store, else the DR copy.
-async fn wrapped_identity(app: &App, pd: &str) -> Result<Vec<u8>, ApiErr> {
+/// `keys/identity.age` of the PD's repository: on-site, else the DR copy
+/// (approval material for restores and drill grants).
+pub(crate) async fn wrapped_identity(app: &App, pd: &str) -> Result<Vec<u8>, ApiErr> {
     let set = app.policies().ok_or_else(|| {
         ApiErr::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

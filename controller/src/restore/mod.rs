@@ -13,7 +13,7 @@
 //! change it records (`App::record_in`).
 
 mod delivery;
-mod filing;
+pub(crate) mod filing;
 
 use std::sync::Arc;
 
