@@ -183,7 +183,12 @@ pub async fn backup_with_signals(
     )
     .map(Arc::new);
     let new_data = observer.as_ref().map(|o| o.new_data.clone());
-    let session = Arc::new(BackupSession::start(repo.clone(), credentials).await?);
+    // The chunk index lives beside the file cache, so a backup's memory and
+    // start-up do not grow with the repository (core::index_cache).
+    let session = Arc::new(
+        BackupSession::start_with_cache(repo.clone(), credentials, opts.cache_dir.as_deref())
+            .await?,
+    );
     let fatal: walk::Fatal = Arc::new(Mutex::new(None));
     let problems: walk::Problems = Arc::new(Mutex::new(Vec::new()));
     let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(opts.workers.max(1) * 2);

@@ -26,6 +26,7 @@ pub mod error;
 pub mod export;
 pub mod id;
 pub mod index;
+pub mod index_cache;
 pub mod keys;
 pub mod lock;
 pub mod pack;

@@ -6,6 +6,7 @@
 //! run as async tasks on the runtime whose handle the session holds.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +17,7 @@ use crate::backend::{BackendError, FileKind};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{IndexFile, IndexPack, MasterIndex};
+use crate::index_cache::ChunkIndex;
 use crate::keys::{Credentials, DataRecipient, RepoSecret};
 use crate::lock::BackupLock;
 use crate::pack::{BlobKind, PackBuilder, SealedPack};
@@ -33,7 +35,7 @@ pub struct BackupSession {
     rt: tokio::runtime::Handle,
     credentials: Credentials,
     recipient: DataRecipient,
-    index: MasterIndex,
+    index: Dedupe,
     claimed: Mutex<HashSet<Id>>,
     referenced: Mutex<HashSet<Id>>,
     upload_tx: Mutex<Option<mpsc::Sender<SealedPack>>>,
@@ -44,14 +46,51 @@ pub struct BackupSession {
     pub recovered_packs: usize,
 }
 
+/// What a session deduplicates against: the repository's index as of the
+/// start (the local chunk index, see `index_cache`) minus the packs prune
+/// marked, plus packs a killed backup left unindexed that this session
+/// indexed from their trailers.
+struct Dedupe {
+    cache: ChunkIndex,
+    excluded: HashSet<Id>,
+    recovered: MasterIndex,
+}
+
+impl Dedupe {
+    fn pack_of(&self, id: &Id) -> Option<Id> {
+        match self.recovered.get(id) {
+            Some(loc) => Some(loc.pack),
+            None => self.cache.pack_of(id, &self.excluded),
+        }
+    }
+}
+
 impl BackupSession {
+    /// Starts a session whose chunk index is a temporary one built for it
+    /// (tests and one-off callers; `start_with_cache` for real backups).
     pub async fn start(repo: Arc<Repository>, credentials: Credentials) -> Result<BackupSession> {
+        BackupSession::start_with_cache(repo, credentials, None).await
+    }
+
+    /// Starts a session that keeps its chunk index under `cache_dir` (the
+    /// agent's cache directory), so the next backup only merges the index
+    /// files written since. Memory does not grow with the repository.
+    pub async fn start_with_cache(
+        repo: Arc<Repository>,
+        credentials: Credentials,
+        cache_dir: Option<&Path>,
+    ) -> Result<BackupSession> {
         repo.check_credentials(&credentials)?;
         let recipient = credentials.recipient()?;
         let lock = BackupLock::acquire(repo.backend().clone()).await?;
-        let (index, _bad) = repo.load_index().await?;
-        let mut index = index.without_packs(&lock.excluded_packs);
-        let recovered = recover_unindexed(&repo, &mut index, &lock.excluded_packs).await?;
+        let index = match open_dedupe(&repo, cache_dir, &lock.excluded_packs).await {
+            Ok(i) => i,
+            Err(e) => {
+                let _ = lock.release().await;
+                return Err(e);
+            }
+        };
+        let recovered = index.recovered.packs().count();
 
         let (tx, rx) = mpsc::channel::<SealedPack>(1);
         let added_bytes = Arc::new(AtomicU64::new(0));
@@ -100,14 +139,17 @@ impl BackupSession {
     /// Decides whether the caller must store a blob. Returns `false` when the
     /// repository or this session already has it.
     pub fn claim(&self, id: Id) -> bool {
-        if let Some(loc) = self.index.get(&id) {
-            self.referenced
-                .lock()
-                .expect("not poisoned")
-                .insert(loc.pack);
+        if let Some(pack) = self.index.pack_of(&id) {
+            self.referenced.lock().expect("not poisoned").insert(pack);
             return false;
         }
         self.claimed.lock().expect("not poisoned").insert(id)
+    }
+
+    /// True when the repository (as of the session's start) or this session
+    /// already has the chunk. Marks nothing as used: `claim` or `reuse` do.
+    pub fn contains(&self, id: &Id) -> bool {
+        self.index.pack_of(id).is_some() || self.claimed.lock().expect("not poisoned").contains(id)
     }
 
     /// For the agent's file cache: true (and the blobs count as used) only
@@ -116,8 +158,8 @@ impl BackupSession {
         let claimed = self.claimed.lock().expect("not poisoned");
         let mut packs = Vec::with_capacity(ids.len());
         for id in ids {
-            match self.index.get(id) {
-                Some(loc) => packs.push(loc.pack),
+            match self.index.pack_of(id) {
+                Some(pack) => packs.push(pack),
                 None if claimed.contains(id) => {}
                 None => return false,
             }
@@ -312,20 +354,35 @@ pub(crate) async fn write_index(repo: &Repository, packs: Vec<IndexPack>) -> Res
     }
 }
 
+async fn open_dedupe(
+    repo: &Repository,
+    cache_dir: Option<&Path>,
+    excluded: &HashSet<Id>,
+) -> Result<Dedupe> {
+    let cache = ChunkIndex::open(repo, cache_dir).await?;
+    let recovered = recover_unindexed(repo, &cache, excluded).await?;
+    Ok(Dedupe {
+        cache,
+        excluded: excluded.clone(),
+        recovered,
+    })
+}
+
 /// Indexes packs that a killed backup uploaded but never indexed, from their
 /// plaintext trailers (no key needed), so their chunks are reused.
 async fn recover_unindexed(
     repo: &Repository,
-    index: &mut MasterIndex,
+    cache: &ChunkIndex,
     excluded: &HashSet<Id>,
-) -> Result<usize> {
+) -> Result<MasterIndex> {
+    let mut index = MasterIndex::default();
     let listed = repo.backend().list(FileKind::Packs).await?;
     let mut found = Vec::new();
     for f in listed {
         let Ok(id) = f.name.parse::<Id>() else {
             continue;
         };
-        if index.pack_size(&id).is_some() || excluded.contains(&id) {
+        if cache.pack_size(&id).is_some() || excluded.contains(&id) {
             continue;
         }
         match repo.read_pack_trailer(&id, f.size).await {
@@ -347,7 +404,7 @@ async fn recover_unindexed(
         write_index(repo, found).await?;
         tracing::info!(packs = n, "indexed packs left by an interrupted backup");
     }
-    Ok(n)
+    Ok(index)
 }
 
 /// Groups pack sizes by pack for reporting.
