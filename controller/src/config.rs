@@ -32,6 +32,8 @@ pub struct Config {
     /// always work). See `console::oidc`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sso: Option<SsoSettings>,
+    #[serde(default)]
+    pub fleet: FleetSettings,
     /// The directory relative paths are resolved against (the config's).
     #[serde(skip)]
     pub base: PathBuf,
@@ -113,6 +115,22 @@ impl std::fmt::Debug for SsoSettings {
             .field("nip_claim", &self.nip_claim)
             .field("redirect_url", &self.redirect_url)
             .finish_non_exhaustive()
+    }
+}
+
+/// How fleet status is served.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FleetSettings {
+    /// Rebuild the fleet status document this often (milliseconds) and
+    /// serve the newest one instead of building one per call; 0 builds
+    /// per call. `controller init` writes 1000 (see `fleet::document`).
+    pub status_refresh_ms: u64,
+}
+
+impl FleetSettings {
+    pub fn status_refresh(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.status_refresh_ms)
     }
 }
 

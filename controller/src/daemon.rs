@@ -109,6 +109,10 @@ pub async fn run_with(
     ));
     let flusher = tokio::spawn(flush_seen_every(app.clone(), stop.clone()));
     let shipper = tokio::spawn(crate::audit::ship::ship_every(app.clone(), stop.clone()));
+    tokio::spawn(crate::fleet::document::refresh_every(
+        app.clone(),
+        stop.clone(),
+    ));
     if options.sighup {
         tokio::spawn(reload_on_sighup(app.clone(), stop.clone()));
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use cadang_proto::api::Role;
 
 use crate::ca::{create_ca, Ca};
-use crate::config::{write_private, Config, PoolSettings, TlsFiles};
+use crate::config::{write_private, Config, FleetSettings, PoolSettings, TlsFiles};
 use crate::error::{Error, Result};
 use crate::state::users::{self, UserRecord};
 use crate::state::State;
@@ -81,6 +81,9 @@ pub fn init(o: &InitOptions) -> Result<InitOutcome> {
         pool: PoolSettings::default(),
         stores: Default::default(),
         sso: None,
+        fleet: FleetSettings {
+            status_refresh_ms: 1000,
+        },
         base: o.dir.clone(),
     };
     let text = format!("{}\n{STORES_HELP}", config.to_toml());

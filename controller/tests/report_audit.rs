@@ -3,13 +3,16 @@
 //! `replication.run` entry, both in the transaction that stores them, and
 //! the audit chain verifies; the PD's backup success survives a restart
 //! (it is no longer part of a whole-RunBook write per report); fleet
-//! status shows the report at once (from memory).
+//! status shows the report at once (from memory), or, served from a
+//! document built in the background (`[fleet] status_refresh_ms`), within
+//! the refresh period.
 
 mod common;
 
 use std::sync::{Arc, Mutex};
 
 use cadang_controller::audit::AuditEntry;
+use cadang_controller::client::ApiClient;
 use cadang_controller::engine::{Clock, JobError, JobRunner, Report, SiteJob};
 use cadang_proto::agent::{BackupStats, JobReport, Outcome, ReportAck, ReportBatch, ReportKind};
 use cadang_proto::api::{BackupNowRequest, BackupNowResponse, FleetStatus, JobList};
@@ -225,5 +228,82 @@ async fn a_failed_backup_is_recorded_failed_and_a_success_survives_a_restart() {
         pd.agents[0].sources[0].last_success,
         Some(at("2026-03-02T15:31:00Z"))
     );
+    c.stop().await;
+}
+
+/// A controller with fleet status served from a document rebuilt every
+/// `refresh_ms`, one enrolled agent, and its backup-now job handed out.
+async fn served_fleet(refresh_ms: u64) -> (Controller, ApiClient, JobReport) {
+    let (tmp, dir, admin, mut config) = prepare().await;
+    config.fleet.status_refresh_ms = refresh_ms;
+    let c = Controller::start_with(tmp, dir, admin, config, at("2026-03-02T15:30:00Z"), None).await;
+    c.register_pd(&init_repository(&c.config, PD).await).await;
+    let token = c.token(HOST, PD, 3600).await;
+    let keys = AgentKeys::new(HOST);
+    let (resp, agent) = enroll(&c, &keys, &token).await.unwrap();
+    let _: BackupNowResponse = c
+        .admin()
+        .post(
+            &format!("/api/v1/hosts/{HOST}/backup-now"),
+            &BackupNowRequest::default(),
+        )
+        .await
+        .unwrap();
+    let job = poll_jobs(&agent, &resp.policy.version, 0)
+        .await
+        .jobs
+        .remove(0);
+    (c, agent, report(job.id, Some("s1"), Outcome::Succeeded))
+}
+
+async fn last_success(c: &Controller) -> Option<chrono::DateTime<chrono::Utc>> {
+    let fleet: FleetStatus = c.admin().get("/api/v1/fleet").await.unwrap();
+    let pd = fleet.pds.iter().find(|p| p.pd == PD).unwrap();
+    pd.agents[0].sources.first().and_then(|s| s.last_success)
+}
+
+async fn send(agent: &ApiClient, r: &JobReport) {
+    let ack: ReportAck = agent
+        .post(
+            cadang_proto::paths::REPORTS,
+            &ReportBatch {
+                reports: vec![r.clone()],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(ack.accepted, vec![r.report_id.clone()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn within_the_refresh_period_fleet_status_is_the_document_already_built() {
+    // A minute: nothing rebuilds it during the test.
+    let (c, agent, r) = served_fleet(60_000).await;
+    assert_eq!(last_success(&c).await, None);
+    send(&agent, &r).await;
+    assert_eq!(
+        last_success(&c).await,
+        None,
+        "a call inside the refresh period must not build its own document"
+    );
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_reaches_the_served_fleet_status_within_a_few_refresh_periods() {
+    let (c, agent, r) = served_fleet(200).await;
+    assert_eq!(last_success(&c).await, None);
+    send(&agent, &r).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if last_success(&c).await == Some(r.finished) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the report never reached the served fleet status"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     c.stop().await;
 }

@@ -40,9 +40,10 @@ fn covers(user: &UserRecord, pd: &str) -> Result<(), ApiErr> {
 pub async fn fleet(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
-) -> ApiResult<FleetStatus> {
+) -> Result<Response, ApiErr> {
     let user = caller.person()?.clone();
-    Ok(Json(crate::fleet::status(&app, |pd| user.covers_pd(pd))?))
+    let json = crate::fleet::document::status_json(&app, |pd| user.covers_pd(pd))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

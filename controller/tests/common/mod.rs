@@ -125,6 +125,9 @@ pub async fn prepare() -> (tempfile::TempDir, PathBuf, String, Config) {
     })
     .unwrap();
     let mut config = Config::load(&out.config_path).unwrap();
+    // Tests read fleet status right after a change: built per call, exact.
+    // `report_audit` tests the served document `controller init` asks for.
+    config.fleet.status_refresh_ms = 0;
     for (name, sub) in [("pusat-data", "onsite"), ("drc", "dr")] {
         let url = tmp.path().join(sub).display().to_string();
         std::fs::create_dir_all(&url).unwrap();

@@ -12,6 +12,8 @@
 //! and every 30 s in the background, so a change made by a path that does
 //! not say so shows within half a minute.
 
+pub mod document;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
@@ -71,6 +73,8 @@ pub struct FleetView {
     /// Runs committed since the last status: the state writer only pushes
     /// here, so it never waits for a status being computed.
     incoming: Mutex<Vec<LastRun>>,
+    /// The document the API hands out (see [`document`]).
+    pub documents: document::DocumentCache,
 }
 
 impl FleetView {
