@@ -1,7 +1,10 @@
 //! The core error type.
 //!
 //! Policy: every error names what it concerns (a file in the store, a
-//! snapshot, a key) and, where there is one, what the operator should do.
+//! snapshot, a key) and, where there is one, what the operator should do —
+//! in words, never as a command-line flag or subcommand: the controller's
+//! console shows these messages too, where there is no command line.
+//! A task that crashed is an [`Error::Internal`], never repository damage.
 //! Corruption is never papered over: a hash mismatch or an undecryptable blob
 //! is an error, not a skipped item. Nothing in this crate panics on bad input.
 
@@ -11,9 +14,9 @@ use crate::backend::BackendError;
 pub enum Error {
     #[error(transparent)]
     Backend(#[from] BackendError),
-    #[error("no cadang repository at {location}: {reason} (check the --repo path, or create one with `cadang repo init`)")]
+    #[error("no cadang repository at {location}: {reason}. Check the repository's location; if none was made there yet, initialise one first")]
     NoRepository { location: String, reason: String },
-    #[error("{0} is not a cadang repository (it has no config file); check the --repo path or create one with `cadang repo init`")]
+    #[error("{0} is not a cadang repository (it has no config file). Check the repository's location; if none was made there yet, initialise one first")]
     NotARepository(String),
     #[error("a repository already exists at {0}; refusing to overwrite it")]
     RepositoryExists(String),
@@ -23,15 +26,13 @@ pub enum Error {
     WrongKey,
     #[error("credential file belongs to repository {found}, not to this repository {expected}")]
     CredentialMismatch { expected: String, found: String },
-    #[error("no snapshot matches {0:?}; list them with `cadang snapshots`")]
+    #[error("no snapshot matches {0:?}; list the repository's snapshots to find the id")]
     UnknownSnapshot(String),
     #[error("{0:?} matches more than one snapshot; give more characters of the id")]
     AmbiguousSnapshot(String),
     #[error("the repository has no snapshots yet")]
     NoSnapshots,
-    #[error(
-        "repository damaged: {0}; run `cadang check --read-data` to see everything that is broken"
-    )]
+    #[error("the repository is damaged: {0}. A full data check (check with read-data) names every damaged pack; repair copies good ones back from the other site")]
     Corrupt(String),
     #[error("invalid format: {0}")]
     Format(String),
@@ -47,11 +48,26 @@ pub enum Error {
     Crypto(String),
     #[error("{0}")]
     Conflict(String),
+    /// A task of cadang's own crashed or was cancelled: a bug or a
+    /// shutdown, not a fault of the store or the repository.
+    #[error("internal error: {0}. This is a fault in cadang itself, not damage in the repository; nothing it wrote before is lost and running the operation again is safe. If it happens again, report it with the log")]
+    Internal(String),
 }
 
 impl Error {
     pub(crate) fn crypto(e: std::io::Error) -> Error {
         Error::Crypto(e.to_string())
+    }
+
+    /// A spawned task that did not finish: it panicked or was cancelled.
+    /// `what` says what the task was doing ("decrypting pack X").
+    pub fn task(what: &str, e: tokio::task::JoinError) -> Error {
+        let how = if e.is_cancelled() {
+            "was cancelled"
+        } else {
+            "crashed"
+        };
+        Error::Internal(format!("the task {what} {how} ({e})"))
     }
 }
 

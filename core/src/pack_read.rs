@@ -67,7 +67,7 @@ impl PackReads {
             // the pack rather than lose the pack from the results.
             Err(e) => {
                 let name = self.names.remove(&e.id()).unwrap_or_default();
-                Some((name, PackRead::Unreadable(format!("the read stopped: {e}"))))
+                Some((name, PackRead::Unreadable(format!("internal error: the read task crashed ({e}); not damage in the pack, check it again"))))
             }
         }
     }
@@ -86,7 +86,7 @@ async fn read_one(backend: &dyn Backend, name: String) -> PackRead {
     match hashed {
         Ok((true, data)) => PackRead::Whole(data),
         Ok((false, _)) => PackRead::Damaged,
-        Err(e) => PackRead::Unreadable(format!("hashing stopped: {e}")),
+        Err(e) => PackRead::Unreadable(format!("internal error: the hashing task crashed ({e}); not damage in the pack, check it again")),
     }
 }
 

@@ -111,7 +111,7 @@ async fn referenced_packs(repo: &Repository) -> Result<HashSet<Id>> {
     let (snapshots, bad) = repo.snapshots().await?;
     if let Some((name, e)) = bad.first() {
         return Err(Error::Conflict(format!(
-            "refusing to prune: snapshot {name} is unreadable ({e}); its packs cannot be told apart from garbage. Run `cadang check` and repair or forget it first"
+            "refusing to prune: snapshot {name} is unreadable ({e}); its packs cannot be told apart from garbage. Check the repository, then repair or forget that snapshot first"
         )));
     }
     Ok(snapshots

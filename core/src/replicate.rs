@@ -84,7 +84,7 @@ pub async fn replicate(
     if let Some(pd) = &opts.pd {
         if !pd.eq_ignore_ascii_case(&config.pd) {
             return Err(Error::Conflict(format!(
-                "the source repository belongs to PD {}, not {pd}; check --from and --pd",
+                "the source repository belongs to PD {}, not {pd}; check which store is the source and which PD was asked for",
                 config.pd
             )));
         }
@@ -307,7 +307,7 @@ impl Copier {
             let Some(joined) = set.join_next().await else {
                 break;
             };
-            match joined.map_err(|e| Error::Corrupt(format!("a transfer stopped: {e}")))? {
+            match joined.map_err(|e| Error::task(&format!("copying {kind}"), e))? {
                 Ok(Outcome::Copied(n)) => {
                     done.files += 1;
                     done.bytes += n;

@@ -189,7 +189,7 @@ impl Repository {
         let identity =
             tokio::task::spawn_blocking(move || DataIdentity::unwrap(&wrapped, &passphrase))
                 .await
-                .map_err(|e| Error::Crypto(e.to_string()))??;
+                .map_err(|e| Error::task("unwrapping the data identity", e))??;
         self.check_identity(&identity)?;
         Ok(identity)
     }
@@ -483,7 +483,7 @@ impl<'a> BlobReader<'a> {
         let identity = self.identity.clone();
         let plain = tokio::task::spawn_blocking(move || pack::decrypt_pack(&stored, &identity))
             .await
-            .map_err(|e| Error::Corrupt(format!("decrypting pack {pack} stopped: {e}")))??;
+            .map_err(|e| Error::task(&format!("decrypting pack {pack}"), e))??;
         let plain = Arc::new(plain);
         if cache {
             self.cache

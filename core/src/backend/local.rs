@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use super::{check_name, Backend, BackendError, BackendResult, FileInfo, FileKind};
+use super::layout::{listed_name, relative_key};
+use super::{Backend, BackendError, BackendResult, FileInfo, FileKind};
 
 #[derive(Debug, Clone)]
 pub struct LocalBackend {
@@ -23,25 +24,14 @@ impl LocalBackend {
         LocalBackend { root }
     }
 
+    /// The file's path: the layout's key under the root (`/` is the
+    /// separator here too).
     fn path(&self, kind: FileKind, name: &str) -> BackendResult<PathBuf> {
-        if kind == FileKind::Config {
-            return Ok(self.root.join("config"));
-        }
-        check_name(name)?;
-        let dir = self.root.join(kind.dir());
-        Ok(if kind == FileKind::Packs && name.len() >= 2 {
-            dir.join(&name[..2]).join(name)
-        } else {
-            dir.join(name)
-        })
+        Ok(self.root.join(relative_key(kind, name)?))
     }
 
     fn what(kind: FileKind, name: &str) -> String {
-        if kind == FileKind::Config {
-            "config".into()
-        } else {
-            format!("{kind}/{name}")
-        }
+        super::layout::what(kind, name)
     }
 
     fn require_root(&self) -> BackendResult<()> {
@@ -119,7 +109,16 @@ fn not_found_or(kind: FileKind, name: &str, op: &'static str, e: std::io::Error)
     }
 }
 
-fn list_dir(dir: &Path, out: &mut Vec<FileInfo>, recurse: bool) -> std::io::Result<()> {
+/// Adds the files of `dir` whose path below the kind's folder (`prefix`
+/// then the file name) the layout would write; one level of subfolders is
+/// walked for packs' shards. What the layout never writes (temporary
+/// files, a pack outside its shard) is not listed.
+fn list_dir(
+    kind: FileKind,
+    dir: &Path,
+    prefix: &str,
+    out: &mut Vec<FileInfo>,
+) -> std::io::Result<()> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -129,18 +128,17 @@ fn list_dir(dir: &Path, out: &mut Vec<FileInfo>, recurse: bool) -> std::io::Resu
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.starts_with('.') {
-            continue;
-        }
         let ft = entry.file_type()?;
-        if ft.is_dir() && recurse {
-            list_dir(&entry.path(), out, false)?;
+        if ft.is_dir() && prefix.is_empty() && kind == FileKind::Packs {
+            list_dir(kind, &entry.path(), &format!("{name}/"), out)?;
         } else if ft.is_file() {
-            let size = entry.metadata()?.len();
-            out.push(FileInfo {
-                name: name.to_string(),
-                size,
-            });
+            let rest = format!("{prefix}{name}");
+            if let Some(listed) = listed_name(kind, &rest) {
+                out.push(FileInfo {
+                    name: listed.to_string(),
+                    size: entry.metadata()?.len(),
+                });
+            }
         }
     }
     Ok(())
@@ -187,7 +185,7 @@ impl Backend for LocalBackend {
                 }
                 return Ok(out);
             }
-            list_dir(&dir, &mut out, kind == FileKind::Packs)
+            list_dir(kind, &dir, "", &mut out)
                 .map_err(|e| BackendError::from_io("list", kind.to_string(), e))?;
             out.sort_by(|a, b| a.name.cmp(&b.name));
             Ok(out)

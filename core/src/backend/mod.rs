@@ -5,70 +5,22 @@
 //! encrypted or keyless by design. Durability is part of the contract:
 //! when `write` returns `Ok`, the file is complete and will survive a crash or
 //! power loss, and a reader never sees a partially written file. Retries, rate
-//! limits and fault injection wrap a backend; they are not part of one.
+//! limits and fault injection wrap a backend ([`wrap`]); they are not part
+//! of one. Where files live (folders, names, keys) is [`layout`].
 
 pub mod conformance;
+pub mod layout;
 mod local;
+pub mod wrap;
 
 use std::fmt;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
 
+pub use layout::{check_name, FileKind};
 pub use local::LocalBackend;
-
-/// The folders of a repository. The names are part of the on-store format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FileKind {
-    /// The single file `config`.
-    Config,
-    Keys,
-    Packs,
-    Index,
-    Snapshots,
-    Locks,
-    /// Prune's marks: packs scheduled for deletion (see `prune`).
-    Pending,
-    /// cadang's own documents beside the repository format (signed
-    /// reports, audit segments), in the folder named (it may be nested,
-    /// e.g. `reports/drill-report`). Repository code never reads them and
-    /// replication does not copy them: the controller writes them to both
-    /// sites itself (`docs/format.md` §11, §12).
-    Documents(&'static str),
-}
-
-impl FileKind {
-    pub fn dir(self) -> &'static str {
-        match self {
-            FileKind::Config => "",
-            FileKind::Keys => "keys",
-            FileKind::Packs => "packs",
-            FileKind::Index => "index",
-            FileKind::Snapshots => "snapshots",
-            FileKind::Locks => "locks",
-            FileKind::Pending => "pending",
-            FileKind::Documents(dir) => dir,
-        }
-    }
-
-    pub const ALL_DIRS: [FileKind; 6] = [
-        FileKind::Keys,
-        FileKind::Packs,
-        FileKind::Index,
-        FileKind::Snapshots,
-        FileKind::Locks,
-        FileKind::Pending,
-    ];
-}
-
-impl fmt::Display for FileKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FileKind::Config => f.write_str("config"),
-            k => f.write_str(k.dir()),
-        }
-    }
-}
+pub use wrap::{wrap_backend, WrapOptions};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileInfo {
@@ -117,6 +69,39 @@ pub enum BackendError {
 impl BackendError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, BackendError::NotFound { .. })
+    }
+
+    /// Whether the same call may succeed if made again in a moment: an I/O
+    /// error of the kind a flaky mount or network gives (timed out,
+    /// interrupted, connection reset or refused, broken pipe, a stale NFS
+    /// handle). Everything else is an answer, not a hiccup — "not found",
+    /// "already exists", an invalid name, permission denied, a full store,
+    /// retention, a short file (`UnexpectedEof`) — and is never retried.
+    /// `Unavailable` is not transient either: it says the store is missing
+    /// or misconfigured, and the S3 backend reports it only after its own
+    /// SDK retries have run out.
+    pub fn is_transient(&self) -> bool {
+        use std::io::ErrorKind as K;
+        let BackendError::Io { source, .. } = self else {
+            return false;
+        };
+        if matches!(
+            source.raw_os_error(),
+            Some(libc::ESTALE) | Some(libc::EAGAIN) | Some(libc::ETIMEDOUT) | Some(libc::EINTR)
+        ) {
+            return true;
+        }
+        matches!(
+            source.kind(),
+            K::TimedOut
+                | K::Interrupted
+                | K::WouldBlock
+                | K::ConnectionReset
+                | K::ConnectionAborted
+                | K::ConnectionRefused
+                | K::NotConnected
+                | K::BrokenPipe
+        )
     }
 
     pub(crate) fn from_io(op: &'static str, what: String, e: std::io::Error) -> BackendError {
@@ -229,18 +214,4 @@ pub fn open_store(url: &str) -> BackendResult<Box<dyn Backend>> {
     }
     let path = url.strip_prefix("file://").unwrap_or(url);
     Ok(Box::new(LocalBackend::new(PathBuf::from(path))))
-}
-
-pub(crate) fn check_name(name: &str) -> BackendResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 200
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-    if ok {
-        Ok(())
-    } else {
-        Err(BackendError::InvalidName(name.to_string()))
-    }
 }

@@ -96,7 +96,7 @@ fn collect(
             verified.failed.extend(o.failed);
             problems.extend(o.problems);
         }
-        Some(Err(e)) => problems.push(format!("a pack verification stopped: {e}")),
+        Some(Err(e)) => problems.push(format!("internal error: a pack verification task crashed ({e}); this is not damage in the repository, run the check again")),
         None => {}
     }
 }

@@ -52,7 +52,7 @@ pub(super) async fn cross_check_ranged(
         let (id, trailer) = match done {
             Ok(d) => d,
             Err(e) => {
-                problems.push(format!("a trailer read stopped: {e}"));
+                problems.push(format!("internal error: a trailer read task crashed ({e}); this is not damage in the repository, run the check again"));
                 continue;
             }
         };

@@ -65,9 +65,9 @@ pub enum ExportError {
     },
     #[error("export {export} is incremental (since export {since}) and the target holds no repository yet: import export {since} (and the exports it is based on) first")]
     NoBaseRepository { export: String, since: String },
-    #[error("the earlier export {since} was not found: looked for {looked}. Give the manifest file itself with --since FILE (a copy is kept in the state directory of the machine that made it), or make a full export without --since")]
+    #[error("the earlier export {since} was not found: looked for {looked}. Name the earlier export's manifest file itself (a copy is kept in the state directory of the machine that made it), or make a full export instead")]
     UnknownSince { since: String, looked: String },
-    #[error("export {export} does not belong to repository {expected} of this store (it is of {found}); --since must name an export of the same repository")]
+    #[error("export {export} does not belong to repository {expected} of this store (it is of {found}); an incremental export must start from an export of the same repository")]
     SinceOfOtherRepository {
         export: String,
         expected: String,
@@ -227,7 +227,7 @@ pub fn read_manifest(dir: &Path) -> ExportResult<Manifest> {
                     inner.join(", ")
                 )
             } else if dir.is_dir() {
-                "this is not a complete export: the manifest is written last, so the export was interrupted or the directory was not written by `cadang export`. Make the export again".into()
+                "this is not a complete export: the manifest is written last, so the export was interrupted or the directory was not written by a cadang export. Make the export again".into()
             } else {
                 "the directory does not exist (is the disk mounted?)".into()
             };
