@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Issue 11 item 3: a backup's memory and start-up must not grow with the
+# repository. Makes a repository with CHUNKS indexed chunks (default 5 M;
+# `repo init` with the smallest chunk sizes the config allows, then the
+# bench-only generator core/examples/synth_index.rs writes valid index files
+# for synthetic packs: a real backup of that many chunks would take hours)
+# and times one-file backups into it with GNU time:
+#   run 1: the local chunk index is built from index/ (cold cache dir)
+#   run 2: warm cache; merges the one index file run 1 wrote
+#   run 3: warm cache again
+#   bash bench/index.sh
+#   CHUNKS=1000000 PER_PACK=16 bash bench/index.sh   # many small packs
+#   BUILD=0 ...     # use the release binaries already built
+#   KEEP=1 ...      # keep bench/work/index
+# Prints the figures as JSON and writes them to bench/work/index.json;
+# bench/RESULTS-index.md records a run.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+CHUNKS="${CHUNKS:-5000000}"
+PER_PACK="${PER_PACK:-16384}"   # chunks per synthetic pack (16 MiB packs of ~1 KiB chunks)
+PER_FILE="${PER_FILE:-4}"       # packs per index file (what a backup writes: every 4 packs)
+cd "$ROOT"
+if [ "${BUILD:-1}" = 1 ]; then
+  cargo build --release --quiet -p cadang
+  cargo build --release --quiet -p cadang-core --example synth_index
+fi
+BIN="$ROOT/target/release/cadang"
+GEN="$ROOT/target/release/examples/synth_index"
+WORK="$ROOT/bench/work/index"
+rm -rf "$WORK"
+mkdir -p "$WORK/src"
+trap '[ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
+export CADANG_PASSPHRASE="bench passphrase" CADANG_SCRYPT_LOG_N=10
+
+"$BIN" repo init --repo "$WORK/repo" --pd BENCH --agent-credentials "$WORK/agent.json" \
+  --chunk-min 64 --chunk-avg 256 --chunk-max 1024 > /dev/null
+gen_start=$(date +%s.%N)
+"$GEN" "$WORK/repo" "$CHUNKS" "$PER_PACK" "$PER_FILE" > "$WORK/gen.txt"
+gen_s=$(echo "$(date +%s.%N) - $gen_start" | bc)
+index_bytes=$(du -sb "$WORK/repo/index" | cut -f1)
+head -c 1048576 /dev/urandom > "$WORK/src/one.bin"
+
+run() {  # run N: one-file backup, prints "max_rss_kib wall_s"
+  sync
+  /usr/bin/time -f "%M %e" -o "$WORK/time-$1.txt" \
+    "$BIN" backup --repo "$WORK/repo" --credentials "$WORK/agent.json" \
+      --cache-dir "$WORK/cache" --host "bench-$1" --json "$WORK/src/one.bin" > "$WORK/backup-$1.json"
+  cat "$WORK/time-$1.txt"
+}
+read -r rss1 wall1 < <(run 1)
+read -r rss2 wall2 < <(run 2)
+read -r rss3 wall3 < <(run 3)
+cache_bytes=$(du -sb "$WORK/cache/chunk-index" | cut -f1)
+
+python3 - "$WORK" <<PY | tee "$ROOT/bench/work/index.json"
+import json
+out = {
+  "date": "$(date -u '+%Y-%m-%d %H:%M UTC')",
+  "indexed_chunks": $CHUNKS, "chunks_per_pack": $PER_PACK, "packs_per_index_file": $PER_FILE,
+  "generator": "$(cat "$WORK/gen.txt")", "generate_s": round($gen_s, 1),
+  "index_dir_mib": round($index_bytes / 2**20, 1),
+  "chunk_index_cache_mib": round($cache_bytes / 2**20, 1),
+  "run1_cold_cache": {"max_rss_mib": round($rss1 / 1024, 1), "wall_s": $wall1},
+  "run2_warm_cache": {"max_rss_mib": round($rss2 / 1024, 1), "wall_s": $wall2},
+  "run3_warm_cache": {"max_rss_mib": round($rss3 / 1024, 1), "wall_s": $wall3},
+  "targets": {"max_rss_mib": 64, "warm_wall_s": 1.0},
+}
+print(json.dumps(out, indent=2))
+PY
