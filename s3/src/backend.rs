@@ -7,11 +7,11 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use bytes::Bytes;
+use cadang_core::backend::layout::{listed_name, relative_key, what};
 use cadang_core::backend::{Backend, BackendError, BackendResult, FileInfo, FileKind};
 
 use crate::client::{self, S3Options};
 use crate::errors::{Failure, Target};
-use crate::layout::{listed_name, relative_key, what};
 use crate::url::S3Url;
 
 /// Objects up to this size go up in one PutObject; larger ones in parts.

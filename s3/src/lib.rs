@@ -94,7 +94,6 @@
 mod backend;
 mod client;
 mod errors;
-mod layout;
 mod multipart;
 mod open;
 mod requests;
@@ -105,6 +104,6 @@ mod url;
 pub use backend::{S3Backend, SINGLE_PUT_LIMIT};
 pub use client::{S3Options, StaticCredentials};
 pub use multipart::{part_size, PART_SIZE};
-pub use open::open_store;
+pub use open::{open_store, open_store_with, standard_wrap};
 pub use retention::RETAINED_PUT_LIMIT;
 pub use url::{S3Url, UrlError};

@@ -16,7 +16,7 @@ use aws_sdk_s3::primitives::{ByteStream, DateTime, DateTimeFormat};
 use aws_sdk_s3::types::{ObjectLockEnabled, ObjectLockLegalHoldStatus, ObjectLockMode};
 use base64::Engine as _;
 use bytes::Bytes;
-use cadang_core::backend::{BackendError, FileKind};
+use cadang_core::backend::{layout, BackendError, FileKind};
 use md5::{Digest, Md5};
 
 use crate::backend::S3Backend;
@@ -196,7 +196,7 @@ impl S3Backend {
         name: &str,
         key: &str,
     ) -> Result<(), BackendError> {
-        let op = |f: Failure| f.into_error(&self.target, "delete", crate::layout::what(kind, name));
+        let op = |f: Failure| f.into_error(&self.target, "delete", layout::what(kind, name));
         let mut removed_any = false;
         for _ in 0..MAX_VERSIONS {
             let Some(head) = self.head_info(key).await.map_err(op)? else {
