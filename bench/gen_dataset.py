@@ -18,6 +18,12 @@ agency's server:
   vm/        a sparse VM disk image: 2 GiB apparent size, ~300 MiB of data
              in scattered extents, the rest holes
 
+The dense variant (--variant dense or BENCH_VARIANT=dense) is the same
+agency without the sparse image, whose holes flatter a tool that restores
+them: four times the small files (~26,000 files, like the 26,278-file
+restore the issue measured) and, in place of the sparse image, a dense one
+of 512 MiB (the same three kinds of content, back to back, no holes).
+
 The same seed gives the same bytes (and the same mtimes) on every machine:
 all randomness comes from random.Random instances seeded with strings, every
 listing is sorted, nothing depends on hash order or the clock. The scale
@@ -46,6 +52,10 @@ SQL_BYTES = 700 * MiB
 SCAN_BYTES = 400 * MiB
 VM_APPARENT = 2 * GiB
 VM_DATA = 300 * MiB
+# The dense variant: no holes anywhere; per-file costs count.
+DENSE_SMALL_FACTOR = 4
+DENSE_VM_BYTES = 512 * MiB
+VARIANTS = ("sparse", "dense")
 
 BASE_MTIME = 1704067200  # 2024-01-01T00:00:00Z: every file's mtime is base + a seeded offset
 
@@ -596,6 +606,23 @@ def vm_extents(apparent, data):
     return out
 
 
+def write_dense_vm(root, rel, total):
+    """A disk image with no holes: extents of 1-8 MiB of the sparse image's content kinds, back to back."""
+    p = os.path.join(root, rel)
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    layout = rng_for("vm-dense-layout")
+    off = 0
+    with open(p, "wb") as f:
+        while off < total:
+            ln = min(total - off, layout.randrange(1, 9) * MiB)
+            rng = rng_for("vm-dense", off)
+            kind = rng.choices((0, 1, 2), weights=(5, 3, 2))[0]
+            f.write(vm_extent_data(rng, ln, kind))
+            off += ln
+    t = mtime_for(rel)
+    os.utime(p, (t, t))
+
+
 def vm_extent_data(rng, n, kind):
     if kind == 0:
         return rng.randbytes(n)  # compressed files, binaries
@@ -638,6 +665,13 @@ def scale_from(args_scale):
     return s
 
 
+def variant_from(args_variant):
+    v = args_variant or os.environ.get("BENCH_VARIANT", "") or "sparse"
+    if v not in VARIANTS:
+        sys.exit(f"gen_dataset: unknown variant {v!r} (known: {', '.join(VARIANTS)})")
+    return v
+
+
 def init_globals():
     global corpus
     if corpus is None:
@@ -648,9 +682,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dir")
     ap.add_argument("--scale", type=float, default=None, help="multiply sizes and counts (default BENCH_SCALE or 1)")
+    ap.add_argument("--variant", choices=VARIANTS, default=None,
+                    help="sparse (default, or BENCH_VARIANT): with the sparse VM image; dense: no holes, 4x the small files")
     ap.add_argument("-q", "--quiet", action="store_true")
     a = ap.parse_args()
     scale = scale_from(a.scale)
+    dense = variant_from(a.variant) == "dense"
     root = a.dir
     if os.path.exists(root) and os.listdir(root):
         sys.exit(f"gen_dataset: {root} exists and is not empty")
@@ -662,7 +699,7 @@ def main():
         if not a.quiet:
             print(msg, file=sys.stderr, flush=True)
 
-    count = max(60, round(SMALL_FILES * scale))
+    count = max(60, round(SMALL_FILES * scale * (DENSE_SMALL_FACTOR if dense else 1)))
     files, dups = small_file_plan(count)
     say(f"small files: {len(files)} + {len(dups)} duplicates")
     contents = {}
@@ -698,10 +735,15 @@ def main():
     for rel, n in scans:
         write_scan(root, rel, n)
 
-    apparent = max(64 * MiB, int(VM_APPARENT * scale) // MiB * MiB)
-    vdata = max(4 * MiB, int(VM_DATA * scale))
-    say(f"vm image: {apparent / MiB:.0f} MiB apparent, ~{vdata / MiB:.0f} MiB data")
-    write_vm(root, "vm/srv-aplikasi-01.img", apparent, vdata)
+    if dense:
+        total = max(16 * MiB, int(DENSE_VM_BYTES * scale) // MiB * MiB)
+        say(f"vm image: {total / MiB:.0f} MiB, dense (no holes)")
+        write_dense_vm(root, "vm/srv-aplikasi-01.img", total)
+    else:
+        apparent = max(64 * MiB, int(VM_APPARENT * scale) // MiB * MiB)
+        vdata = max(4 * MiB, int(VM_DATA * scale))
+        say(f"vm image: {apparent / MiB:.0f} MiB apparent, ~{vdata / MiB:.0f} MiB data")
+        write_vm(root, "vm/srv-aplikasi-01.img", apparent, vdata)
 
     # Directory mtimes last (writing files changed them).
     for dirpath, dirnames, _ in sorted(os.walk(root), reverse=True):

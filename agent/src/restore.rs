@@ -8,19 +8,23 @@
 //!    each chunk goes (file and offset). A hostile snapshot (a name that is
 //!    `..`, contains `/` or NUL, or is listed twice in one directory) is
 //!    refused here, before anything is written.
-//! 2. **Create** (`write::create`): directories top-down, then every regular
-//!    file, created new at its final length (holes are never written, so
-//!    sparse files stay sparse).
-//! 3. **Data**: the needed packs, each decrypted once, a few in flight at a
-//!    time; every chunk is written to all its places with positional writes.
-//! 4. **Finish** (`write::finish`): hard links, symlinks, special files, then
-//!    owners, modes and times; directories last and deepest first, so that
-//!    creating their children does not change their times afterwards.
+//! 2. **Create** (`create::create_dirs`): directories top-down.
+//! 3. **Data** (`lanes`): the needed packs, each read and decrypted once, two
+//!    at a time on blocking threads (`decode`); one writer thread (`files`)
+//!    creates each regular file when its first chunk arrives, writes every
+//!    chunk to all its places with positional writes (holes are never
+//!    written, so sparse files stay sparse), and sets the file's owner, mode
+//!    and times through the same descriptor after its last chunk: each file
+//!    is opened once. Files without content are created at the end.
+//! 4. **Finish** (`finish`): hard links, symlinks, special files and their
+//!    metadata; directories last and deepest first, so that creating their
+//!    children does not change their times afterwards.
 //!
 //! Restore never follows a symlink below the target: files are created with
-//! `O_CREAT|O_EXCL` and reopened with `O_NOFOLLOW` (and checked to be the
-//! same inode), a directory that already exists is used only when it is a
-//! real directory, and symlinks are created after all data is written.
+//! `O_CREAT|O_EXCL|O_NOFOLLOW` (reopened, when one had to be closed early,
+//! with `O_NOFOLLOW` and checked to be the same inode), a directory that
+//! already exists is used only when it is a real directory, and symlinks
+//! are created after all data is written.
 //!
 //! **Restoring into a non-empty target** is allowed. A directory that already
 //! exists is reused (merged). Any other existing entry at a path the snapshot
@@ -37,27 +41,31 @@
 //! else is restored and the problems are listed in
 //! [`RestoreSummary::errors`].
 
+mod create;
+mod decode;
+mod files;
+mod finish;
+mod lanes;
 mod meta;
 mod plan;
-mod write;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod writer_tests;
+#[cfg(test)]
 pub(crate) mod testutil;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cadang_core::keys::RepoSecret;
 use cadang_core::repository::BlobReader;
 use cadang_core::snapshot::Snapshot;
 use cadang_core::Id;
 
-use plan::{Chunk, Plan};
-use write::FileTarget;
+use files::Writer;
+use plan::Plan;
 
 #[derive(Clone)]
 pub struct RestoreOptions {
@@ -193,31 +201,34 @@ pub async fn restore(
     let progress = Reporter::new(opts.progress.clone(), &plan);
     progress.phase(RestorePhase::Creating);
     let target = opts.target.clone();
-    let (plan, files) = blocking(move || {
-        write::prepare_target(&target)?;
-        let files = write::create(&mut plan);
-        Ok::<_, RestoreError>((plan, files))
+    let (mut plan, writer) = blocking(move || {
+        create::prepare_target(&target)?;
+        create::create_dirs(&mut plan);
+        let writer = Writer::new(&mut plan);
+        Ok::<_, RestoreError>((plan, writer))
     })
     .await??;
-    let (mut plan, files) = (plan, Arc::new(files));
 
     progress.phase(RestorePhase::Data);
-    let data = write_data(reader, std::mem::take(&mut plan.chunks), &files, &progress).await?;
+    let chunks = std::mem::take(&mut plan.chunks);
+    let (writer, data) = lanes::write_data(reader, chunks, writer, &progress).await?;
 
     progress.phase(RestorePhase::Finishing);
-    let finished_files = files.clone();
-    let (plan, done) = blocking(move || {
-        let done = write::finish(&plan, &finished_files);
-        (plan, done)
+    let (plan, writer, done) = blocking(move || {
+        let done = finish::finish(&plan, &writer.slots);
+        (plan, writer, done)
     })
     .await?;
 
     let mut errors = plan.problems;
     errors.extend(data.errors);
+    errors.extend(writer.errors);
     errors.extend(done.errors);
     let mut damaged = data.damaged;
     damaged.extend(plan.incomplete.iter().copied());
-    let files_ok = files
+    damaged.extend(writer.damaged.iter().copied());
+    let files_ok = writer
+        .slots
         .iter()
         .enumerate()
         .filter(|(i, f)| f.created && !damaged.contains(&(*i as u32)))
@@ -226,7 +237,7 @@ pub async fn restore(
     Ok(RestoreSummary {
         files: files_ok + done.others,
         dirs: done.dirs,
-        bytes: data.bytes,
+        bytes: writer.bytes,
         errors,
     })
 }
@@ -290,100 +301,5 @@ impl Reporter {
                 ..self.base.clone()
             });
         }
-    }
-}
-
-#[derive(Default)]
-struct DataOutcome {
-    bytes: u64,
-    errors: Vec<String>,
-    damaged: std::collections::HashSet<u32>,
-}
-
-/// Shared by the pack lanes.
-struct Lanes<'r, 'a> {
-    reader: &'r BlobReader<'a>,
-    queue: Mutex<std::vec::IntoIter<(Id, Vec<Chunk>)>>,
-    files: Arc<Vec<FileTarget>>,
-    secret: Arc<RepoSecret>,
-    progress: &'r Reporter,
-    outcome: Mutex<DataOutcome>,
-}
-
-/// Phase 3: reads each needed pack once and writes its chunks. Two lanes
-/// take packs from one queue, so two packs are in flight at most, each
-/// holding one stored pack (16 MiB by default) and one chunk; the plaintext
-/// is decrypted as it is written. While one lane downloads, the other
-/// decrypts and writes on a blocking thread: two cores stay busy.
-async fn write_data(
-    reader: &BlobReader<'_>,
-    chunks: Vec<Chunk>,
-    files: &Arc<Vec<FileTarget>>,
-    progress: &Reporter,
-) -> Result<DataOutcome, RestoreError> {
-    let mut by_pack: BTreeMap<Id, Vec<Chunk>> = BTreeMap::new();
-    for c in chunks {
-        by_pack.entry(c.loc.pack).or_default().push(c);
-    }
-    let mut packs: Vec<(Id, Vec<Chunk>)> = by_pack.into_iter().collect();
-    for (_, chunks) in &mut packs {
-        chunks.sort_unstable_by_key(|c| c.loc.offset);
-    }
-    let lanes = Lanes {
-        reader,
-        queue: Mutex::new(packs.into_iter()),
-        files: files.clone(),
-        secret: Arc::new(reader.secret().clone()),
-        progress,
-        outcome: Mutex::new(DataOutcome::default()),
-    };
-    let (a, b) = tokio::join!(lane(&lanes), lane(&lanes));
-    a?;
-    b?;
-    Ok(lanes.outcome.into_inner().expect("not poisoned"))
-}
-
-/// Reads a whole pack when most of it is needed, else only the needed parts
-/// with ranged reads: restoring one file from an S3 store does not fetch
-/// whole 16 MiB packs.
-async fn read_pack(
-    reader: &BlobReader<'_>,
-    pack: &Id,
-    chunks: &[Chunk],
-) -> cadang_core::Result<write::PackBytes> {
-    let needed: u64 = chunks.iter().map(|c| c.loc.length as u64).sum();
-    match reader.index.pack_size(pack) {
-        Some(size) if needed * 4 < size => {
-            let entries: Vec<_> = chunks.iter().map(|c| c.loc.entry(c.id)).collect();
-            Ok(write::PackBytes::AgePart(
-                reader.pack_parts(pack, &entries).await?,
-            ))
-        }
-        _ => Ok(write::PackBytes::Whole(reader.pack_stored(pack).await?)),
-    }
-}
-
-async fn lane(l: &Lanes<'_, '_>) -> Result<(), RestoreError> {
-    loop {
-        let next = l.queue.lock().expect("not poisoned").next();
-        let Some((pack, chunks)) = next else {
-            return Ok(());
-        };
-        let result = match read_pack(l.reader, &pack, &chunks).await {
-            Ok(bytes) => {
-                let (files, secret) = (l.files.clone(), l.secret.clone());
-                let identity = l.reader.identity().clone();
-                blocking(move || {
-                    write::write_pack(&pack, &bytes, &identity, &chunks, &files, &secret)
-                })
-                .await?
-            }
-            Err(e) => write::PackOutcome::unreadable(&pack, &e.to_string(), &chunks, &l.files),
-        };
-        l.progress.pack_done(result.bytes);
-        let mut out = l.outcome.lock().expect("not poisoned");
-        out.bytes += result.bytes;
-        out.errors.extend(result.errors);
-        out.damaged.extend(result.damaged);
     }
 }

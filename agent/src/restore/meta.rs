@@ -12,7 +12,6 @@ use super::plan::Meta;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum MetaKind {
-    File,
     Dir,
     Symlink,
     Special,
@@ -45,43 +44,43 @@ fn join(errs: Vec<String>) -> Result<(), String> {
     }
 }
 
-/// Sets owner, then mode (chown clears setuid/setgid), then atime = mtime.
-/// Files and directories are changed through a descriptor opened with
+/// Owner, then mode (chown clears setuid/setgid), then atime = mtime, of
+/// an open file or directory through its descriptor: no path lookup, no
+/// stat. A restored file gets this from the descriptor its data was written
+/// with, right after its last byte.
+pub(super) fn set_fd_meta(f: &fs::File, meta: &Meta, root: bool) -> Result<(), String> {
+    let t = file_time(meta.mtime_ns);
+    let mut errs = Vec::new();
+    errs.extend(owner(std::os::unix::fs::fchown(f, Some(meta.uid), Some(meta.gid)), root).err());
+    errs.extend(
+        f.set_permissions(fs::Permissions::from_mode(meta.mode & 0o7777))
+            .err()
+            .map(|e| format!("cannot set the mode: {e}")),
+    );
+    errs.extend(
+        filetime::set_file_handle_times(f, Some(t), Some(t))
+            .err()
+            .map(|e| format!("cannot set the times: {e}")),
+    );
+    join(errs)
+}
+
+/// Sets owner, mode and times by path (directories, symlinks, special
+/// files). Directories are changed through a descriptor opened with
 /// `O_NOFOLLOW`; symlinks and special files (never opened: opening a device
 /// can have effects) by path with the calls that do not follow links.
 pub(super) fn set_meta(path: &Path, meta: &Meta, kind: MetaKind, root: bool) -> Result<(), String> {
     let t = file_time(meta.mtime_ns);
     let perms = fs::Permissions::from_mode(meta.mode & 0o7777);
-    if kind == MetaKind::File || kind == MetaKind::Dir {
-        let mut flags = libc::O_NOFOLLOW | libc::O_NONBLOCK;
-        if kind == MetaKind::Dir {
-            flags |= libc::O_DIRECTORY;
-        }
+    if kind == MetaKind::Dir {
+        let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_DIRECTORY;
         match OpenOptions::new().read(true).custom_flags(flags).open(path) {
             Ok(f) => {
                 let m = f.metadata().map_err(|e| e.to_string())?;
-                if m.is_dir() != (kind == MetaKind::Dir) || !(m.is_dir() || m.is_file()) {
+                if !m.is_dir() {
                     return Err("was replaced during the restore; its metadata is not set".into());
                 }
-                let mut errs = Vec::new();
-                errs.extend(
-                    owner(
-                        std::os::unix::fs::fchown(&f, Some(meta.uid), Some(meta.gid)),
-                        root,
-                    )
-                    .err(),
-                );
-                errs.extend(
-                    f.set_permissions(perms)
-                        .err()
-                        .map(|e| format!("cannot set the mode: {e}")),
-                );
-                errs.extend(
-                    filetime::set_file_handle_times(&f, Some(t), Some(t))
-                        .err()
-                        .map(|e| format!("cannot set the times: {e}")),
-                );
-                return join(errs);
+                return set_fd_meta(&f, meta, root);
             }
             // An existing directory we may not read: by path below.
             Err(e) if e.raw_os_error() == Some(libc::EACCES) => {}

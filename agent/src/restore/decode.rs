@@ -1,0 +1,144 @@
+//! Phase 3's reading side, for one pack: decrypts it as a stream, decodes
+//! and verifies each needed chunk (decompression, length, keyed id) and
+//! hands it to the writer thread. Runs on a blocking thread per pack, so two
+//! packs decode on two cores while the writer writes.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use crossbeam_channel::Sender;
+
+use cadang_core::keys::{DataIdentity, RepoSecret};
+use cadang_core::pack;
+use cadang_core::Id;
+
+use super::files::Piece;
+use super::plan::Chunk;
+use super::RestoreError;
+
+/// What was read of a pack: all of it, or only the parts the chunks need.
+pub(super) enum PackBytes {
+    Whole(Vec<u8>),
+    /// The age part, zero where nothing was needed.
+    AgePart(Vec<u8>),
+}
+
+/// What decoding one pack did (the writer reports its own problems).
+#[derive(Default)]
+pub(super) struct PackOutcome {
+    /// Bytes handed to the writer (a chunk for two places counts twice).
+    pub bytes: u64,
+    pub errors: Vec<String>,
+    pub damaged: Vec<u32>,
+}
+
+/// Up to ten paths of `files[idx]`, for messages.
+pub(super) fn list_files(idx: &BTreeSet<u32>, files: &[PathBuf]) -> String {
+    let mut names: Vec<String> = idx
+        .iter()
+        .take(10)
+        .map(|&i| files[i as usize].display().to_string())
+        .collect();
+    if idx.len() > 10 {
+        names.push(format!("and {} more", idx.len() - 10));
+    }
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn files_of<'c>(chunks: impl IntoIterator<Item = &'c Chunk>) -> BTreeSet<u32> {
+    chunks
+        .into_iter()
+        .flat_map(|c| c.places.iter().map(|p| p.file))
+        .collect()
+}
+
+/// The writer is gone: only a failure of the writer thread gets here.
+fn writer_gone() -> RestoreError {
+    RestoreError::Internal("the file writer stopped".into())
+}
+
+/// A pack that could not be read or decrypted: every file with a chunk in
+/// it is incomplete; the writer is told so that those files still get their
+/// metadata.
+pub(super) fn unreadable(
+    pack: &Id,
+    reason: &str,
+    chunks: Vec<Chunk>,
+    files: &[PathBuf],
+    tx: &Sender<Piece>,
+) -> Result<PackOutcome, RestoreError> {
+    let idx = files_of(&chunks);
+    let out = PackOutcome {
+        bytes: 0,
+        errors: vec![RestoreError::DamagedPack {
+            pack: pack.to_hex(),
+            reason: reason.into(),
+            files: list_files(&idx, files),
+        }
+        .to_string()],
+        damaged: idx.into_iter().collect(),
+    };
+    for c in chunks {
+        tx.send(Piece {
+            data: None,
+            places: c.places,
+        })
+        .map_err(|_| writer_gone())?;
+    }
+    Ok(out)
+}
+
+/// Decodes the chunks of one pack (sorted by offset) and sends them to the
+/// writer. The plaintext is decrypted as the chunks are read, never held
+/// whole: a lane holds the stored pack and one chunk.
+pub(super) fn decode_pack(
+    pack: &Id,
+    bytes: &PackBytes,
+    identity: &DataIdentity,
+    chunks: Vec<Chunk>,
+    files: &[PathBuf],
+    secret: &RepoSecret,
+    tx: &Sender<Piece>,
+) -> Result<PackOutcome, RestoreError> {
+    let stream = match bytes {
+        PackBytes::Whole(stored) => pack::open_stream(stored, identity),
+        PackBytes::AgePart(age) => pack::open_age_stream(age, identity),
+    };
+    let mut stream = match stream {
+        Ok(s) => s,
+        Err(e) => return unreadable(pack, &e.to_string(), chunks, files, tx),
+    };
+    let mut buf = Vec::new();
+    let mut out = PackOutcome::default();
+    for c in chunks {
+        let entry = c.loc.entry(c.id);
+        let data = match pack::read_blob(&mut stream, &entry, &mut buf)
+            .and_then(|s| pack::decode_blob(s, &entry, Some(secret)))
+        {
+            Ok(d) => {
+                out.bytes += d.len() as u64 * c.places.len() as u64;
+                Some(d)
+            }
+            Err(e) => {
+                let idx = files_of([&c]);
+                out.errors.push(format!(
+                    "chunk {} in pack {pack} is unusable ({e}); these files are incomplete: {}",
+                    c.id,
+                    list_files(&idx, files)
+                ));
+                out.damaged.extend(idx);
+                None
+            }
+        };
+        tx.send(Piece {
+            data,
+            places: c.places,
+        })
+        .map_err(|_| writer_gone())?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,145 @@
+//! Phase 3: each needed pack read once, decoded on a blocking thread, and
+//! written by one writer thread. Two lanes take packs from one queue: while
+//! one lane reads a pack, the other decodes; the writer writes what both
+//! decoded. Memory is bounded: two stored packs (16 MiB each by default),
+//! the chunk each lane is decoding, and [`IN_FLIGHT`] decoded chunks queued
+//! for the writer.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::Sender;
+
+use cadang_core::backend::FileKind;
+use cadang_core::keys::RepoSecret;
+use cadang_core::repository::BlobReader;
+use cadang_core::Id;
+
+use super::decode::{self, PackBytes, PackOutcome};
+use super::files::{Piece, Writer};
+use super::plan::Chunk;
+use super::{blocking, Reporter, RestoreError};
+
+/// Decoded chunks waiting for the writer (chunks are ~1 MiB on average, at
+/// most 8 MiB with the default chunker).
+const IN_FLIGHT: usize = 8;
+
+/// What phase 3 did, reading and writing.
+#[derive(Default)]
+pub(super) struct DataOutcome {
+    pub errors: Vec<String>,
+    pub damaged: HashSet<u32>,
+}
+
+/// Shared by the pack lanes.
+struct Lanes<'r, 'a> {
+    reader: &'r BlobReader<'a>,
+    queue: Mutex<std::vec::IntoIter<(Id, Vec<Chunk>)>>,
+    paths: Arc<Vec<PathBuf>>,
+    secret: Arc<RepoSecret>,
+    progress: &'r Reporter,
+    tx: Sender<Piece>,
+    outcome: Mutex<DataOutcome>,
+}
+
+/// Runs phase 3 and returns the writer (every file finished, metadata set).
+pub(super) async fn write_data(
+    reader: &BlobReader<'_>,
+    chunks: Vec<Chunk>,
+    mut writer: Writer,
+    progress: &Reporter,
+) -> Result<(Writer, DataOutcome), RestoreError> {
+    let paths: Arc<Vec<PathBuf>> = Arc::new(writer.slots.iter().map(|s| s.path.clone()).collect());
+    let (tx, rx) = crossbeam_channel::bounded::<Piece>(IN_FLIGHT);
+    let writing = tokio::task::spawn_blocking(move || {
+        for piece in rx {
+            writer.take(piece);
+        }
+        writer.finish_all();
+        writer
+    });
+    let lanes = Lanes {
+        reader,
+        queue: Mutex::new(by_pack(chunks).into_iter()),
+        paths,
+        secret: Arc::new(reader.secret().clone()),
+        progress,
+        tx,
+        outcome: Mutex::new(DataOutcome::default()),
+    };
+    let (a, b) = tokio::join!(lane(&lanes), lane(&lanes));
+    // The last sender goes with the lanes: the writer sees the end.
+    let outcome = lanes.outcome.into_inner().expect("not poisoned");
+    drop(lanes.tx);
+    let writer = writing
+        .await
+        .map_err(|e| RestoreError::Internal(format!("the file writer failed: {e}")))?;
+    a?;
+    b?;
+    Ok((writer, outcome))
+}
+
+/// The chunks grouped by pack, each pack's sorted by offset (a stream
+/// read front to back).
+fn by_pack(chunks: Vec<Chunk>) -> Vec<(Id, Vec<Chunk>)> {
+    let mut by_pack: BTreeMap<Id, Vec<Chunk>> = BTreeMap::new();
+    for c in chunks {
+        by_pack.entry(c.loc.pack).or_default().push(c);
+    }
+    let mut packs: Vec<(Id, Vec<Chunk>)> = by_pack.into_iter().collect();
+    for (_, chunks) in &mut packs {
+        chunks.sort_unstable_by_key(|c| c.loc.offset);
+    }
+    packs
+}
+
+/// Reads a whole pack when most of it is needed, else only the needed parts
+/// with ranged reads: restoring one file from an S3 store does not fetch
+/// whole 16 MiB packs. The whole pack is not hashed against its name here:
+/// as for the ranged reads, integrity rests on age's authenticated segments
+/// and on every chunk's keyed id, both checked while decoding (hashing every
+/// pack as well was a tenth of a restore's CPU).
+async fn read_pack(
+    reader: &BlobReader<'_>,
+    pack: &Id,
+    chunks: &[Chunk],
+) -> cadang_core::Result<PackBytes> {
+    let needed: u64 = chunks.iter().map(|c| c.loc.length as u64).sum();
+    match reader.index.pack_size(pack) {
+        Some(size) if needed * 4 < size => {
+            let entries: Vec<_> = chunks.iter().map(|c| c.loc.entry(c.id)).collect();
+            Ok(PackBytes::AgePart(reader.pack_parts(pack, &entries).await?))
+        }
+        _ => {
+            let backend = reader.repo().backend();
+            Ok(PackBytes::Whole(
+                backend.read(FileKind::Packs, &pack.to_hex()).await?,
+            ))
+        }
+    }
+}
+
+async fn lane(l: &Lanes<'_, '_>) -> Result<(), RestoreError> {
+    loop {
+        let next = l.queue.lock().expect("not poisoned").next();
+        let Some((pack, chunks)) = next else {
+            return Ok(());
+        };
+        let read = read_pack(l.reader, &pack, &chunks).await;
+        let (paths, secret, tx) = (l.paths.clone(), l.secret.clone(), l.tx.clone());
+        let identity = l.reader.identity().clone();
+        // Sending to the writer may wait for it: on a blocking thread.
+        let result: PackOutcome = blocking(move || match read {
+            Ok(bytes) => {
+                decode::decode_pack(&pack, &bytes, &identity, chunks, &paths, &secret, &tx)
+            }
+            Err(e) => decode::unreadable(&pack, &e.to_string(), chunks, &paths, &tx),
+        })
+        .await??;
+        l.progress.pack_done(result.bytes);
+        let mut out = l.outcome.lock().expect("not poisoned");
+        out.errors.extend(result.errors);
+        out.damaged.extend(result.damaged);
+    }
+}
