@@ -204,7 +204,7 @@ impl BackupSession {
             Some(h) => match h.await {
                 Ok(Err(e)) => e,
                 Ok(Ok(_)) => Error::Conflict("pack upload stopped unexpectedly".into()),
-                Err(e) => Error::Conflict(format!("pack uploader failed: {e}")),
+                Err(e) => Error::task("uploading packs", e),
             },
             None => Error::Conflict("pack upload failed earlier".into()),
         }
@@ -214,9 +214,7 @@ impl BackupSession {
         self.upload_tx.lock().expect("not poisoned").take();
         let handle = self.uploader.lock().expect("not poisoned").take();
         match handle {
-            Some(h) => h
-                .await
-                .map_err(|e| Error::Conflict(format!("pack uploader failed: {e}")))?,
+            Some(h) => h.await.map_err(|e| Error::task("uploading packs", e))?,
             None => Err(Error::Conflict("pack upload failed earlier".into())),
         }
     }
@@ -322,7 +320,7 @@ async fn upload_loop(
                 None => closed = true,
             },
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                let pack = done.map_err(|e| Error::Conflict(format!("upload task failed: {e}")))??;
+                let pack = done.map_err(|e| Error::task("uploading a pack", e))??;
                 added.fetch_add(pack.size, Ordering::Relaxed);
                 written.push(pack.id);
                 pending_index.push(pack);
