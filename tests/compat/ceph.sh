@@ -94,12 +94,40 @@ teardown() {
   rm -rf "$CEPH_DIR"
 }
 
+# $CADANG if given; else a fresh `cargo build -p cadang`. If the tree does not
+# build right now (other work in progress), the last target/debug/cadang is
+# used and the table says so. Either way a copy under $CEPH_DIR runs every
+# step, so a concurrent build cannot swap the binary in the middle.
 cadang_binary() {
-  if [[ -n ${CADANG:-} ]]; then
-    return 0
+  local built=$ROOT/target/debug/cadang
+  if [[ -z ${CADANG:-} ]]; then
+    if ! (cd "$ROOT" && cargo build --quiet -p cadang); then
+      [[ -x $built ]] || return 1
+      note "cargo build -p cadang failed (see the step log); using the existing $built of $(date -u -r "$built" +%FT%TZ)"
+    fi
+    CADANG=$built
   fi
-  (cd "$ROOT" && cargo build --quiet -p cadang) || return 1
-  CADANG=$ROOT/target/debug/cadang
+  cp "$CADANG" "$CEPH_DIR/cadang"
+  CADANG=$CEPH_DIR/cadang
+}
+
+# Builds s3/tests/external_server.rs and sets EXTERNAL_TESTS to its
+# executable. If the tree does not build right now, the newest one built
+# before is used and the table says so.
+external_tests_binary() {
+  EXTERNAL_TESTS=$(cd "$ROOT" && cargo test --quiet --no-run --message-format=json \
+    -p cadang-s3 --test external_server 2>/dev/null |
+    python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+        print(m["executable"])')
+  if [[ -z $EXTERNAL_TESTS ]]; then
+    EXTERNAL_TESTS=$(find "$ROOT/target/debug/deps" -maxdepth 1 -type f -executable \
+      -name 'external_server-*' -printf '%T@ %p\n' | sort -rn | head -1 | cut -d' ' -f2)
+    [[ -n $EXTERNAL_TESTS ]] || return 1
+    note "the S3 tests do not build right now; using $EXTERNAL_TESTS of $(date -u -r "$EXTERNAL_TESTS" +%FT%TZ)"
+  fi
 }
 
 # The S3 backend's own tests against RGW; $1 is the endpoint, $2 the extra URL query.
@@ -107,8 +135,7 @@ external_tests() {
   local q="endpoint=$1$2"
   CADANG_S3_TEST_URL="s3://cadang-compat/run?$q" \
     CADANG_S3_TEST_LOCKED_URL="s3://cadang-dr-locked/compat?$q" \
-    cargo test --quiet --manifest-path "$ROOT/Cargo.toml" -p cadang-s3 \
-    --test external_server -- --nocapture
+    "$EXTERNAL_TESTS" --nocapture
 }
 
 main() {
@@ -141,11 +168,13 @@ main() {
   # The private CA, as an operator installs it (rustls reads SSL_CERT_FILE).
   export SSL_CERT_FILE=$CEPH_DIR/tls/ca.pem
   local https="https://127.0.0.1:$RGW_TLS_PORT" http="http://127.0.0.1:$RGW_PORT"
+  step "build the S3 backend tests" external_tests_binary
   step "S3 backend tests, HTTPS, SDK default checksums" external_tests "$https" ""
   step "S3 backend tests, HTTP, checksums=when-required" external_tests "$http" "&checksums=when-required"
 
-  step "build cadang" cadang_binary || exit 1
-  note "binary: $CADANG"
+  step "build cadang" cadang_binary
+  [[ -x ${CADANG:-} ]] || exit 1
+  note "binary: $("$CADANG" --version)"
   export CADANG
   export CADANG_PASSPHRASE="ceph compat $(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   # The on-site store over HTTPS with the SDK's default checksums (what an
@@ -157,7 +186,7 @@ main() {
   PACED="s3://cadang-dr/paced?endpoint=$https"
   run_flow
   note "RGW requests by method and status: $(grep -o '"[A-Z]* [^"]*" [0-9]*' \
-    "$CEPH_DIR/log/client.rgw.a.log" | awk '{print $1, $NF}' | sort | uniq -c |
+    "$CEPH_DIR/log/client.rgw.a.log" | tr -d '"' | awk '{print $1, $NF}' | sort | uniq -c |
     awk '{printf "%s %s %s; ", $1, $2, $3}')"
   note "ceph df: $(ceph df | awk '/TOTAL/ {print $0}')"
   echo "results: $RESULTS" >&2

@@ -15,8 +15,16 @@ same_tree() {
   diff -r --no-dereference "$1" "$2" >"$WORK/diff.txt" 2>&1
 }
 
-json_field() {
-  python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+# One line of the fields named in $2.. from the JSON file $1 ("a.b" descends).
+json_fields() {
+  python3 -c 'import json,sys
+doc = json.load(open(sys.argv[1]))
+def get(path):
+    v = doc
+    for k in path.split("."):
+        v = v[k]
+    return v
+print(", ".join(f"{p}={get(p)}" for p in sys.argv[2:]))' "$@"
 }
 
 snapshot_count() {
@@ -72,18 +80,18 @@ run_flow() {
   step "repo init at RGW" "$CADANG" repo init --repo "$ONSITE" --pd DINKES \
     --agent-credentials "$WORK/agent.credentials" || return 1
   step "backup, first (full)" capture "$WORK/backup1.json" backup_cmd || return 1
-  note "first backup: $(cat "$WORK/backup1.json")"
+  note "first backup: $(json_fields "$WORK/backup1.json" files bytes added_bytes new_chunks duration_ms)"
   change_dataset
   step "backup, second (incremental)" capture "$WORK/backup2.json" backup_cmd || return 1
-  note "second backup: $(cat "$WORK/backup2.json")"
+  note "second backup: $(json_fields "$WORK/backup2.json" files bytes added_bytes new_chunks duration_ms)"
   step "check at RGW (structure)" "$CADANG" check --repo "$ONSITE" || return 1
   step "check --read-data at RGW" "$CADANG" check --repo "$ONSITE" --read-data || return 1
   step "replicate RGW -> RGW second bucket" capture "$WORK/replicate1.json" \
     "$CADANG" replicate --from "$ONSITE" --to "$DR" --pd DINKES --json || return 1
-  note "replicate: $(cat "$WORK/replicate1.json")"
+  note "replicate: $(json_fields "$WORK/replicate1.json" packs.files packs.bytes index.files snapshots.files already_present seconds)"
   step "replicate again (nothing to copy)" capture "$WORK/replicate2.json" \
     "$CADANG" replicate --from "$ONSITE" --to "$DR" --pd DINKES --json || return 1
-  note "second replicate: $(cat "$WORK/replicate2.json")"
+  note "second replicate: $(json_fields "$WORK/replicate2.json" packs.files already_present seconds)"
   step "check --read-data at the DR bucket" "$CADANG" check --repo "$DR" --read-data || return 1
   # --bwlimit sends every body as a paced stream, not one buffer: the SDK
   # may frame a stream differently (aws-chunked with a trailing checksum).
