@@ -22,6 +22,7 @@
 
 mod build;
 mod format;
+mod merge;
 
 use std::collections::HashSet;
 use std::fs::File;
