@@ -118,8 +118,9 @@ impl Writer {
         }
     }
 
-    /// Writes one chunk to each of its places (or counts a lost one).
-    pub(super) fn take(&mut self, piece: Piece) {
+    /// Writes one chunk to each of its places (or counts a lost one), and
+    /// gives its buffer back for the next chunk.
+    pub(super) fn take(&mut self, piece: Piece) -> Option<Vec<u8>> {
         for p in &piece.places {
             let i = p.file as usize;
             match &piece.data {
@@ -132,6 +133,7 @@ impl Writer {
                 self.complete(i);
             }
         }
+        piece.data
     }
 
     fn put(&mut self, i: usize, offset: u64, data: &[u8]) {

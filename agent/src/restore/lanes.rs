@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 
 use cadang_core::backend::FileKind;
 use cadang_core::keys::RepoSecret;
@@ -23,7 +23,10 @@ use super::{blocking, Reporter, RestoreError};
 
 /// Decoded chunks waiting for the writer (chunks are ~1 MiB on average, at
 /// most 8 MiB with the default chunker).
-const IN_FLIGHT: usize = 8;
+const IN_FLIGHT: usize = 4;
+/// Written chunks' buffers kept for the lanes to decode into: reusing them
+/// saves the page faults (and glibc's trimming) of a fresh buffer per chunk.
+const SPARE_BUFFERS: usize = 4;
 
 /// What phase 3 did, reading and writing.
 #[derive(Default)]
@@ -40,6 +43,7 @@ struct Lanes<'r, 'a> {
     secret: Arc<RepoSecret>,
     progress: &'r Reporter,
     tx: Sender<Piece>,
+    spare: Receiver<Vec<u8>>,
     outcome: Mutex<DataOutcome>,
 }
 
@@ -52,9 +56,12 @@ pub(super) async fn write_data(
 ) -> Result<(Writer, DataOutcome), RestoreError> {
     let paths: Arc<Vec<PathBuf>> = Arc::new(writer.slots.iter().map(|s| s.path.clone()).collect());
     let (tx, rx) = crossbeam_channel::bounded::<Piece>(IN_FLIGHT);
+    let (give_back, spare) = crossbeam_channel::bounded::<Vec<u8>>(SPARE_BUFFERS);
     let writing = tokio::task::spawn_blocking(move || {
         for piece in rx {
-            writer.take(piece);
+            if let Some(buf) = writer.take(piece) {
+                let _ = give_back.try_send(buf); // enough spares: dropped
+            }
         }
         writer.finish_all();
         writer
@@ -66,6 +73,7 @@ pub(super) async fn write_data(
         secret: Arc::new(reader.secret().clone()),
         progress,
         tx,
+        spare,
         outcome: Mutex::new(DataOutcome::default()),
     };
     let (a, b) = tokio::join!(lane(&lanes), lane(&lanes));
@@ -127,14 +135,16 @@ async fn lane(l: &Lanes<'_, '_>) -> Result<(), RestoreError> {
             return Ok(());
         };
         let read = read_pack(l.reader, &pack, &chunks).await;
-        let (paths, secret, tx) = (l.paths.clone(), l.secret.clone(), l.tx.clone());
-        let identity = l.reader.identity().clone();
+        let to_writer = decode::ToWriter {
+            paths: l.paths.clone(),
+            tx: l.tx.clone(),
+            spare: l.spare.clone(),
+        };
+        let (secret, identity) = (l.secret.clone(), l.reader.identity().clone());
         // Sending to the writer may wait for it: on a blocking thread.
         let result: PackOutcome = blocking(move || match read {
-            Ok(bytes) => {
-                decode::decode_pack(&pack, &bytes, &identity, chunks, &paths, &secret, &tx)
-            }
-            Err(e) => decode::unreadable(&pack, &e.to_string(), chunks, &paths, &tx),
+            Ok(bytes) => decode::decode_pack(&pack, &bytes, &identity, chunks, &secret, &to_writer),
+            Err(e) => decode::unreadable(&pack, &e.to_string(), chunks, &to_writer),
         })
         .await??;
         l.progress.pack_done(result.bytes);
