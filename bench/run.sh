@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # cadang vs restic vs borg, in one run: installs the peers, builds cadang,
 # generates (or reuses) the dataset, runs every phase for every tool and
-# writes bench/RESULTS.md. See bench/README.md.
+# writes bench/RESULTS.md (bench/RESULTS-dense.md with BENCH_VARIANT=dense).
+# See bench/README.md.
 #
 #   bash bench/run.sh                                  # full run (~2 GiB dataset)
+#   BENCH_VARIANT=dense bash bench/run.sh              # the dataset without holes
 #   BENCH_SCALE=0.05 bash bench/run.sh                 # quick smoke run
 #   BENCH_TOOLS=cadang,restic CADANG_BIN=... bash bench/run.sh
 set -uo pipefail
