@@ -115,7 +115,7 @@ fn random_files(rng: &mut Rng, files: usize, packs: usize, blobs: usize) -> Vec<
                     .map(|_| {
                         let ids = (0..blobs)
                             .map(|_| {
-                                if !shared.is_empty() && rng.next() % 10 == 0 {
+                                if !shared.is_empty() && rng.next().is_multiple_of(10) {
                                     shared[(rng.next() as usize) % shared.len()]
                                 } else {
                                     let id = rng.id();
