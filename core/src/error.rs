@@ -72,3 +72,43 @@ impl Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    /// A task that panicked is reported as cadang's own fault, in words an
+    /// operator can act on, and never as damage in the repository.
+    #[tokio::test]
+    async fn a_crashed_task_is_an_internal_error_not_damage() {
+        let joined = tokio::spawn(async { panic!("deliberate test panic") }).await;
+        let e = Error::task("decrypting pack 00ff", joined.unwrap_err());
+        assert!(matches!(e, Error::Internal(_)), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains("decrypting pack 00ff crashed"), "{text}");
+        assert!(text.contains("not damage in the repository"), "{text}");
+        assert!(!text.contains("damaged:"), "{text}");
+    }
+
+    /// Messages name what to do in words: the controller's console shows
+    /// them too, where there are no command-line flags.
+    #[test]
+    fn messages_name_no_command_line_flags() {
+        let errors = [
+            Error::NoRepository {
+                location: "/srv/x".into(),
+                reason: "the directory does not exist".into(),
+            },
+            Error::NotARepository("/srv/x".into()),
+            Error::UnknownSnapshot("abc".into()),
+            Error::Corrupt("pack 00ff is missing".into()),
+        ];
+        for e in errors {
+            let text = e.to_string();
+            assert!(!text.contains("--") && !text.contains('`'), "{text}");
+        }
+        assert!(Error::Corrupt("x".into())
+            .to_string()
+            .contains("A full data check (check with read-data) names every damaged pack"));
+    }
+}
