@@ -15,7 +15,8 @@
 # 5. repo init, two backups of $CEPH_DATA_MIB MiB of mixed data, check
 #    --read-data, replicate to a second bucket, restores from both compared
 #    byte for byte with the source, replicate --lock-days to the Object Lock
-#    bucket and a refused delete there;
+#    bucket and a refused delete there; an agent user restricted by the
+#    bucket policy of docs/sites.md backs up and cannot delete or replace;
 # 6. stops every daemon (by pid) and deletes $CEPH_DIR on exit, whatever happened.
 #
 # Environment: CEPH_DIR (default /tmp/cadang-ceph; deleted at the end),
@@ -45,6 +46,8 @@ source "$COMPAT/ceph/cluster.sh"
 source "$COMPAT/ceph/s3.sh"
 # shellcheck source=tests/compat/ceph/flow.sh
 source "$COMPAT/ceph/flow.sh"
+# shellcheck source=tests/compat/ceph/agent.sh
+source "$COMPAT/ceph/agent.sh"
 
 if [[ ${1:-} == --stop ]]; then
   stop_cluster
@@ -185,6 +188,7 @@ main() {
   LOCKED="s3://cadang-dr-locked/dinkes?endpoint=$https"
   PACED="s3://cadang-dr/paced?endpoint=$https"
   run_flow
+  run_agent_flow
   note "RGW requests by method and status: $(grep -o '"[A-Z]* [^"]*" [0-9]*' \
     "$CEPH_DIR/log/client.rgw.a.log" | tr -d '"' | awk '{print $1, $NF}' | sort | uniq -c |
     awk '{printf "%s %s %s; ", $1, $2, $3}')"

@@ -46,6 +46,10 @@ probe_rgw() {
   echo "if_none_match_put_new=$first"
   echo "if_none_match_put_existing=$second"
   echo "if_none_match_kept=$(s3curl "$(rgw_url /cadang-onsite/probe/inm)")"
+  # The same on a versioned bucket (Object Lock buckets are versioned).
+  first=$(s3status -T "$f" -H "If-None-Match: *" "$(rgw_url /cadang-dr-locked/probe/inm)")
+  second=$(s3status -T "$f" -H "If-None-Match: *" "$(rgw_url /cadang-dr-locked/probe/inm)")
+  echo "if_none_match_versioned_bucket=$first then $second"
   # The flexible checksums that current AWS SDKs send by default.
   echo "checksum_header_put=$(s3status -T "$f" -H "x-amz-checksum-crc32: AAAAAA==" \
     "$(rgw_url /cadang-onsite/probe/crc)")"
