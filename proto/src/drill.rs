@@ -32,6 +32,10 @@ pub struct GrantMaterial {
     pub wrapped_identity: String,
     /// The latest `not_after` the controller accepts (now + a year).
     pub max_not_after: DateTime<Utc>,
+    /// The controller's certification key (hex): the PD's enrolled agents'
+    /// keys are certified by it, so a drill trusts their snapshots.
+    #[serde(default)]
+    pub controller_key: String,
 }
 
 /// Sealed inside the envelope; never seen by the controller.
@@ -45,6 +49,11 @@ pub struct GrantPayload {
     pub not_after: DateTime<Utc>,
     /// `AGE-SECRET-KEY-...` of the PD.
     pub identity: String,
+    /// Keys (hex) the custodian trusts to certify the snapshot's signer,
+    /// besides the custodian's own key derived from the identity: the
+    /// trust anchors come from the grant, never from the store.
+    #[serde(default)]
+    pub trust_keys: Vec<String>,
 }
 
 impl std::fmt::Debug for GrantPayload {
@@ -272,6 +281,7 @@ mod tests {
             scope: DRILL_SCOPE.into(),
             not_after: "2027-01-01T00:00:00Z".parse().unwrap(),
             identity: "AGE-SECRET-KEY-1SECRET".into(),
+            trust_keys: vec![],
         }
     }
 

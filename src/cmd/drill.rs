@@ -142,6 +142,10 @@ async fn grant(a: GrantArgs) -> Result<u8> {
         scope: DRILL_SCOPE.into(),
         not_after,
         identity: identity.encode(),
+        trust_keys: [material.controller_key.clone()]
+            .into_iter()
+            .filter(|k| !k.is_empty())
+            .collect(),
     };
     drop(identity);
     let sealed = cadang_agent::daemon::drill::seal_grant(&material.runner_recipient, &payload);

@@ -3,7 +3,8 @@
 //!
 //! One drill, as a chain of stages: open the custodian's grant (scope
 //! drill, this PD, this runner, not expired) → open the DR repository with
-//! the identity from the grant → restore the chosen snapshot into a fresh
+//! the identity from the grant → refuse the snapshot unless its signer is
+//! certified by the custodian or a key the grant names → restore it into a fresh
 //! sandbox → verify every restored file against the snapshot (re-hash each
 //! chunk) → run the policy's check → remove the sandbox, wipe the identity,
 //! report. The controller judges the RTO and RPO and signs the report; the
@@ -15,6 +16,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use age::armor::{ArmoredReader, ArmoredWriter, Format};
+use cadang_core::certify::TrustAnchors;
 use cadang_core::keys::DataIdentity;
 use cadang_core::repository::BlobReader;
 use cadang_core::Repository;
@@ -120,7 +122,7 @@ pub(super) async fn drill_work(d: &Daemon, w: &Work, job: &DrillJob) -> Result<(
     let result = match open_grant(&own, &job.envelope, job, &d.config.host, started) {
         Ok(mut grant) => {
             let base = std::env::temp_dir();
-            let r = run_drill(&d.env.store, &grant.identity, job, &base).await;
+            let r = run_drill(&d.env.store, &grant.identity, &grant.trust_keys, job, &base).await;
             wipe(&mut grant);
             r
         }
@@ -193,6 +195,7 @@ fn summary(r: &DrillResult) -> (Outcome, String) {
 pub async fn run_drill(
     store: &StoreAccess,
     identity_text: &str,
+    trust_keys: &[String],
     job: &DrillJob,
     base: &Path,
 ) -> DrillResult {
@@ -208,7 +211,8 @@ pub async fn run_drill(
             )
         }
     };
-    let outcome = restore_verify_check(store, identity_text, job, &sandbox, &mut result).await;
+    let outcome =
+        restore_verify_check(store, identity_text, trust_keys, job, &sandbox, &mut result).await;
     if let Err(e) = sandbox.remove() {
         tracing::warn!(error = %e, "the drill sandbox could not be removed completely");
     }
@@ -226,6 +230,7 @@ fn failed(mut r: DrillResult, f: DrillFailure) -> DrillResult {
 async fn restore_verify_check(
     store: &StoreAccess,
     identity_text: &str,
+    trust_keys: &[String],
     job: &DrillJob,
     sandbox: &Sandbox,
     result: &mut DrillResult,
@@ -241,6 +246,7 @@ async fn restore_verify_check(
             job.snapshot
         ))
     })?;
+    verify_signer(&repo, &snap, &identity, trust_keys).await?;
     let reader = BlobReader::new(&repo, &identity).await.map_err(|e| {
         damaged(format!(
             "the DR repository's index or keys cannot be read: {e}"
@@ -302,6 +308,30 @@ fn restore_failure(e: &restore::RestoreError) -> DrillFailure {
     }
 }
 
+/// A snapshot counts only if its signer is certified by the custodian's
+/// key or a key the grant names: whoever can write the DR store could
+/// otherwise add a key and have a forged snapshot pass the drill.
+async fn verify_signer(
+    repo: &Repository,
+    snap: &cadang_core::snapshot::Snapshot,
+    identity: &DataIdentity,
+    trust_keys: &[String],
+) -> Result<(), DrillFailure> {
+    let mut trust = TrustAnchors::custodian(identity);
+    for k in trust_keys {
+        trust.add_hex(k).map_err(|e| DrillFailure::Grant {
+            detail: format!("the grant names a trust key that cannot be used: {e}"),
+        })?;
+    }
+    repo.verify_signer(snap, &trust)
+        .await
+        .map_err(|e| DrillFailure::DrDamaged {
+            detail: format!(
+                "refusing to restore an unauthenticated snapshot from the DR site: {e}"
+            ),
+        })
+}
+
 /// Opens the PD's repository in the DR store with the runner's read-only
 /// access from enrollment.
 async fn open_dr(store: &StoreAccess) -> Result<Repository, DrillFailure> {
@@ -352,6 +382,7 @@ mod tests {
             scope: DRILL_SCOPE.into(),
             not_after,
             identity: "AGE-SECRET-KEY-1X".into(),
+            trust_keys: vec![],
         }
     }
 
@@ -423,7 +454,7 @@ mod tests {
         std::fs::remove_dir_all(&target).unwrap();
         drop(reader);
         let started = Instant::now();
-        let r = run_drill(&store, &identity, &job, &base).await;
+        let r = run_drill(&store, &identity, &[], &job, &base).await;
         assert_eq!(r.failure, None, "{r:?}");
         assert!(r.mismatches.is_empty());
         println!(
@@ -437,5 +468,58 @@ mod tests {
                 "plain_restore_seconds": plain_seconds,
             })
         );
+    }
+
+    /// The drill trusts the signer through the custodian's key alone when
+    /// the grant names none; a store operator who strips the signer's
+    /// certification (or adds a key of their own) fails the drill.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_drill_refuses_a_snapshot_whose_signer_no_anchor_certifies() {
+        let mut craft = crate::restore::testutil::Craft::new().await;
+        let f = craft.file(b"laporan.txt", b"isi laporan", 0o644);
+        let snap = craft.commit(vec![f], &["/"]).await;
+        let store = StoreAccess {
+            url: craft.path("repo").display().to_string(),
+            access_key_id: None,
+            secret_access_key: None,
+        };
+        let identity = craft.identity.encode();
+        let job = DrillJob {
+            snapshot: snap.id.to_hex(),
+            ..job()
+        };
+        let base = craft.path("sandboxes");
+        std::fs::create_dir_all(&base).unwrap();
+        let genuine = run_drill(&store, &identity, &[], &job, &base).await;
+        assert_eq!(genuine.failure, None, "{genuine:?}");
+        assert_eq!(genuine.files, 1);
+
+        for e in std::fs::read_dir(craft.path("repo").join("keys")).unwrap() {
+            let path = e.unwrap().path();
+            if !path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("agent-")
+            {
+                continue;
+            }
+            let mut rec: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            rec.as_object_mut()
+                .unwrap()
+                .remove("certification")
+                .unwrap();
+            std::fs::write(&path, serde_json::to_vec(&rec).unwrap()).unwrap();
+        }
+        let forged = run_drill(&store, &identity, &[], &job, &base).await;
+        match &forged.failure {
+            Some(DrillFailure::DrDamaged { detail }) => {
+                assert!(detail.contains("unauthenticated snapshot"), "{detail}");
+                assert!(detail.contains("no trusted key certified"), "{detail}");
+            }
+            other => panic!("the uncertified signer was not refused: {other:?}"),
+        }
+        assert_eq!(forged.files, 0, "nothing may be restored: {forged:?}");
     }
 }

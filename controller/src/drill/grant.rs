@@ -68,6 +68,8 @@ pub async fn material(
         runner_recipient: agent.age_recipient.clone(),
         wrapped_identity: cadang_proto::drill::encode_envelope(&wrapped),
         max_not_after: app.clock.now() + Duration::days(MAX_GRANT_DAYS),
+        controller_key: cadang_core::certify::Certifier::controller(&app.signing_secret)
+            .public_hex(),
     })
 }
 
