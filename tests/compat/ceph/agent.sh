@@ -71,7 +71,8 @@ try_as_agent() {
 
 # The versions of key $1, newest first, one "VERSION-ID IS-LATEST" a line.
 versions_of() {
-  s3curl "$(rgw_url "/cadang-agent?prefix=$1&versions=")" | python3 -c '
+  # '/' percent-encoded: curl signs the query as written, RGW as encoded.
+  s3curl "$(rgw_url "/cadang-agent?prefix=${1//\//%2F}&versions=")" | python3 -c '
 import re, sys
 for v in re.findall(r"<Version>(.*?)</Version>", sys.stdin.read()):
     print(re.search(r"<VersionId>([^<]*)", v).group(1), re.search(r"<IsLatest>([^<]*)", v).group(1))'

@@ -74,7 +74,7 @@ multipart_over_existing() {
   printf '<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>%s</ETag></Part></CompleteMultipartUpload>' \
     "$etag" >"$f"
   code=$(s3status -X POST -H "If-None-Match: *" --data-binary "@$f" "$(rgw_url "$key?uploadId=$id")")
-  kept=$(s3curl "$(rgw_url "$key")" | head -c 8)
+  kept=$(s3curl "$(rgw_url "$key")" | head -c 8 | tr -d '\0')
   [[ $code == 200 ]] || s3curl -X DELETE "$(rgw_url "$key?uploadId=$id")" >/dev/null
   s3curl -X DELETE "$(rgw_url "$key")" >/dev/null
   echo "$code (original kept: $([[ $kept == original ]] && echo yes || echo no))"
