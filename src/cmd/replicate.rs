@@ -88,14 +88,11 @@ pub async fn replicate(a: ReplicateArgs) -> Result<u8> {
         None => None,
     };
     let from = open_store(&a.from)?;
-    // An S3 target paces its upload bodies itself, in 64 KiB slices; a
-    // directory target is paced file by file.
-    let (to, limiter) = match limiter {
-        Some(l) => match open_store_paced(&a.to, l.clone())? {
-            (to, true) => (to, None),
-            (to, false) => (to, Some(l)),
-        },
-        None => (open_store(&a.to)?, None),
+    // The target store paces its own writes (an S3 target in 64 KiB
+    // slices, a directory file by file), so replicate itself does not.
+    let to = match limiter {
+        Some(l) => open_store_paced(&a.to, l)?,
+        None => open_store(&a.to)?,
     };
     let retain_until = a
         .lock_days
@@ -110,7 +107,7 @@ pub async fn replicate(a: ReplicateArgs) -> Result<u8> {
     let opts = ReplicateOptions {
         pd: a.pd.clone(),
         parallel: a.parallel,
-        limiter,
+        limiter: None,
         retain_until,
         deadline,
     };

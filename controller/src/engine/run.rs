@@ -292,8 +292,10 @@ impl CoreRunner {
         })
     }
 
-    /// The target store, paced by the S3 client when it can; otherwise the
-    /// limiter is handed to replicate to pace file by file.
+    /// The target store, pacing its own writes when it is opened by the
+    /// stock opener (the S3 client in 64 KiB slices, a directory file by
+    /// file); otherwise the limiter is handed to replicate to pace file by
+    /// file.
     #[allow(clippy::type_complexity)]
     fn open_target(
         &self,
@@ -301,18 +303,12 @@ impl CoreRunner {
         pd: &str,
         limiter: Option<Arc<RateLimiter>>,
     ) -> Result<(Arc<dyn Backend>, Option<Arc<RateLimiter>>), JobError> {
-        let url = super::stores::pd_repo_url(&to.url, pd);
         match limiter {
-            Some(l) if self.stock_opener && url.starts_with("s3://") => {
-                let options = cadang_s3::S3Options {
-                    credentials: to.credentials.clone(),
-                    upload_limit: Some(l),
-                    ..Default::default()
-                };
-                let backend = cadang_s3::S3Backend::with_options(&url, options).map_err(|e| {
+            Some(l) if self.stock_opener => {
+                let backend = to.open_pd_paced(pd, l).map_err(|e| {
                     JobError::from_backend(&format!("opening store {}", to.name), e)
                 })?;
-                Ok((Arc::new(backend), None))
+                Ok((backend, None))
             }
             limiter => Ok((self.open(to, pd)?, limiter)),
         }

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use cadang_core::backend::{Backend, BackendError};
+use cadang_core::backend::{Backend, BackendError, WrapOptions};
+use cadang_core::ratelimit::RateLimiter;
 use cadang_s3::StaticCredentials;
 
 /// A store as the controller's config describes it (credentials included; never from a policy).
@@ -21,6 +22,22 @@ impl StoreTarget {
     /// Opens the repository store of `pd` inside this store.
     pub fn open_pd(&self, pd: &str) -> Result<Arc<dyn Backend>, BackendError> {
         cadang_s3::open_store(&pd_repo_url(&self.url, pd), self.credentials.clone())
+    }
+
+    /// Like [`StoreTarget::open_pd`], with every write paced by `limit`: in
+    /// 64 KiB slices by the S3 client, file by file for a directory (the
+    /// store-wrapping layer, `cadang_core::backend::wrap`).
+    pub fn open_pd_paced(
+        &self,
+        pd: &str,
+        limit: Arc<RateLimiter>,
+    ) -> Result<Arc<dyn Backend>, BackendError> {
+        let url = pd_repo_url(&self.url, pd);
+        let wrap = WrapOptions {
+            write_limit: Some(limit),
+            ..cadang_s3::standard_wrap(&url)?
+        };
+        cadang_s3::open_store_with(&url, self.credentials.clone(), &wrap)
     }
 }
 
