@@ -52,9 +52,9 @@ mod plan;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod writer_tests;
-#[cfg(test)]
 pub(crate) mod testutil;
+#[cfg(test)]
+mod writer_tests;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -14,7 +14,7 @@ use cadang_core::pack::{self, BlobEntry, Compression};
 use cadang_core::{Error, Id};
 
 use super::files::Piece;
-use super::plan::Chunk;
+use super::plan::{Chunk, Place};
 use super::RestoreError;
 
 /// What was read of a pack: all of it, or only the parts the chunks need.
@@ -61,9 +61,37 @@ fn files_of<'c>(chunks: impl IntoIterator<Item = &'c Chunk>) -> BTreeSet<u32> {
 pub(super) struct ToWriter {
     /// Every regular file's path (for messages).
     pub paths: Arc<Vec<PathBuf>>,
-    pub tx: Sender<Piece>,
+    /// One queue per writer thread; file `i` is written by writer
+    /// `i % tx.len()`.
+    pub tx: Vec<Sender<Piece>>,
     /// Buffers the writer is done with.
     pub spare: Receiver<Vec<u8>>,
+}
+
+impl ToWriter {
+    /// Hands a chunk to the writer of each of its places' files (a copy
+    /// only when a chunk goes to files of different writers).
+    fn send(&self, data: Option<Vec<u8>>, places: Vec<Place>) -> Result<(), RestoreError> {
+        let n = self.tx.len().max(1);
+        let shard = |p: &Place| p.file as usize % n;
+        let first = places.first().map(shard).unwrap_or(0);
+        if places.iter().all(|p| shard(p) == first) {
+            return self.tx[first]
+                .send(Piece { data, places })
+                .map_err(|_| writer_gone());
+        }
+        for (k, tx) in self.tx.iter().enumerate() {
+            let mine: Vec<Place> = places.iter().copied().filter(|p| shard(p) == k).collect();
+            if !mine.is_empty() {
+                tx.send(Piece {
+                    data: data.clone(),
+                    places: mine,
+                })
+                .map_err(|_| writer_gone())?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The writer is gone: only a failure of the writer thread gets here.
@@ -92,11 +120,7 @@ pub(super) fn unreadable(
         damaged: idx.into_iter().collect(),
     };
     for c in chunks {
-        to.tx.send(Piece {
-            data: None,
-            places: c.places,
-        })
-        .map_err(|_| writer_gone())?;
+        to.send(None, c.places)?;
     }
     Ok(out)
 }
@@ -145,12 +169,7 @@ pub(super) fn decode_pack(
                 None
             }
         };
-        to.tx
-            .send(Piece {
-                data,
-                places: c.places,
-            })
-            .map_err(|_| writer_gone())?;
+        to.send(data, c.places)?;
     }
     Ok(out)
 }

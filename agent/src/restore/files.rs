@@ -36,7 +36,10 @@ enum State {
     New,
     Open(fs::File),
     /// Created, closed before its last chunk (too many open).
-    Closed { dev: u64, ino: u64 },
+    Closed {
+        dev: u64,
+        ino: u64,
+    },
     /// Complete (or as complete as it gets), metadata set, closed.
     Done,
     /// Not restored or no longer written (the error is reported once).
@@ -66,6 +69,8 @@ pub(super) struct Writer {
     open_now: usize,
     /// [`MAX_OPEN`]; smaller in tests.
     pub max_open: usize,
+    /// (k, n): this writer owns the files `i` with `i % n == k`.
+    shard: (usize, usize),
     root: bool,
     pub bytes: u64,
     pub errors: Vec<String>,
@@ -110,12 +115,84 @@ impl Writer {
             opened: VecDeque::new(),
             open_now: 0,
             max_open: MAX_OPEN,
+            shard: (0, 1),
             // SAFETY: geteuid cannot fail.
             root: unsafe { libc::geteuid() } == 0,
             bytes: 0,
             errors: Vec::new(),
             damaged: Vec::new(),
         }
+    }
+
+    /// `n` writers for the same files, writer `k` owning files `i % n == k`
+    /// (each gets every slot, so file indexes stay valid; only its own are
+    /// ever touched). Called before anything is written.
+    pub(super) fn split(self, n: usize) -> Vec<Writer> {
+        let n = n.max(1);
+        (0..n)
+            .map(|k| Writer {
+                slots: self
+                    .slots
+                    .iter()
+                    .map(|s| Slot {
+                        path: s.path.clone(),
+                        trailing_hole: s.trailing_hole,
+                        meta: s.meta,
+                        len: s.len,
+                        left: s.left,
+                        lost: false,
+                        state: match s.state {
+                            State::Failed => State::Failed,
+                            _ => State::New,
+                        },
+                        created: false,
+                    })
+                    .collect(),
+                opened: VecDeque::new(),
+                open_now: 0,
+                max_open: (self.max_open / n).max(1),
+                shard: (k, n),
+                root: self.root,
+                bytes: 0,
+                errors: Vec::new(),
+                damaged: Vec::new(),
+            })
+            .collect()
+    }
+
+    /// The writers of [`Writer::split`] as one: each file's slot from the
+    /// writer that owned it.
+    pub(super) fn merge(writers: Vec<Writer>) -> Writer {
+        let n = writers.len().max(1);
+        let mut parts: Vec<std::vec::IntoIter<Slot>> = Vec::new();
+        let mut out = Writer {
+            slots: Vec::new(),
+            opened: VecDeque::new(),
+            open_now: 0,
+            max_open: MAX_OPEN,
+            shard: (0, 1),
+            root: false,
+            bytes: 0,
+            errors: Vec::new(),
+            damaged: Vec::new(),
+        };
+        for w in writers {
+            out.root = w.root;
+            out.bytes += w.bytes;
+            out.errors.extend(w.errors);
+            out.damaged.extend(w.damaged);
+            parts.push(w.slots.into_iter());
+        }
+        let len = parts.first().map_or(0, |p| p.len());
+        for i in 0..len {
+            for (k, p) in parts.iter_mut().enumerate() {
+                let s = p.next().expect("every writer has every slot");
+                if k == i % n {
+                    out.slots.push(s);
+                }
+            }
+        }
+        out
     }
 
     /// Writes one chunk to each of its places (or counts a lost one), and
@@ -200,8 +277,10 @@ impl Writer {
                 Ok((dev, ino)) => self.slots[j].state = State::Closed { dev, ino },
                 Err(e) => {
                     self.damaged.push(j as u32);
-                    self.errors
-                        .push(format!("{}: cannot note which file it is: {e}", self.slots[j].path.display()));
+                    self.errors.push(format!(
+                        "{}: cannot note which file it is: {e}",
+                        self.slots[j].path.display()
+                    ));
                 }
             }
         }
@@ -237,7 +316,7 @@ impl Writer {
     /// After the last pack: files still unfinished (no content at all, or
     /// chunks lost) are created or reopened, and get their metadata.
     pub(super) fn finish_all(&mut self) {
-        for i in 0..self.slots.len() {
+        for i in (self.shard.0..self.slots.len()).step_by(self.shard.1.max(1)) {
             match self.slots[i].state {
                 State::Done | State::Failed => continue,
                 State::Open(_) => {}

@@ -42,30 +42,42 @@ struct Lanes<'r, 'a> {
     paths: Arc<Vec<PathBuf>>,
     secret: Arc<RepoSecret>,
     progress: &'r Reporter,
-    tx: Sender<Piece>,
+    tx: Vec<Sender<Piece>>,
     spare: Receiver<Vec<u8>>,
     outcome: Mutex<DataOutcome>,
 }
+
+/// Writer threads: file creation and page-cache copies are kernel work
+/// worth a core of their own on a many-file restore; two writers (each
+/// owning every other file) keep one slow create from holding up the rest.
+const WRITERS: usize = 2;
 
 /// Runs phase 3 and returns the writer (every file finished, metadata set).
 pub(super) async fn write_data(
     reader: &BlobReader<'_>,
     chunks: Vec<Chunk>,
-    mut writer: Writer,
+    writer: Writer,
     progress: &Reporter,
 ) -> Result<(Writer, DataOutcome), RestoreError> {
     let paths: Arc<Vec<PathBuf>> = Arc::new(writer.slots.iter().map(|s| s.path.clone()).collect());
-    let (tx, rx) = crossbeam_channel::bounded::<Piece>(IN_FLIGHT);
     let (give_back, spare) = crossbeam_channel::bounded::<Vec<u8>>(SPARE_BUFFERS);
-    let writing = tokio::task::spawn_blocking(move || {
-        for piece in rx {
-            if let Some(buf) = writer.take(piece) {
-                let _ = give_back.try_send(buf); // enough spares: dropped
+    let mut tx = Vec::new();
+    let mut writing = Vec::new();
+    for mut w in writer.split(WRITERS) {
+        let (t, rx) = crossbeam_channel::bounded::<Piece>(IN_FLIGHT);
+        let give_back = give_back.clone();
+        tx.push(t);
+        writing.push(tokio::task::spawn_blocking(move || {
+            for piece in rx {
+                if let Some(buf) = w.take(piece) {
+                    let _ = give_back.try_send(buf); // enough spares: dropped
+                }
             }
-        }
-        writer.finish_all();
-        writer
-    });
+            w.finish_all();
+            w
+        }));
+    }
+    drop(give_back);
     let lanes = Lanes {
         reader,
         queue: Mutex::new(by_pack(chunks).into_iter()),
@@ -80,9 +92,14 @@ pub(super) async fn write_data(
     // The last sender goes with the lanes: the writer sees the end.
     let outcome = lanes.outcome.into_inner().expect("not poisoned");
     drop(lanes.tx);
-    let writer = writing
-        .await
-        .map_err(|e| RestoreError::Internal(format!("the file writer failed: {e}")))?;
+    let mut done = Vec::new();
+    for w in writing {
+        done.push(
+            w.await
+                .map_err(|e| RestoreError::Internal(format!("a file writer failed: {e}")))?,
+        );
+    }
+    let writer = Writer::merge(done);
     a?;
     b?;
     Ok((writer, outcome))

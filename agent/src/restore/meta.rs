@@ -51,7 +51,13 @@ fn join(errs: Vec<String>) -> Result<(), String> {
 pub(super) fn set_fd_meta(f: &fs::File, meta: &Meta, root: bool) -> Result<(), String> {
     let t = file_time(meta.mtime_ns);
     let mut errs = Vec::new();
-    errs.extend(owner(std::os::unix::fs::fchown(f, Some(meta.uid), Some(meta.gid)), root).err());
+    errs.extend(
+        owner(
+            std::os::unix::fs::fchown(f, Some(meta.uid), Some(meta.gid)),
+            root,
+        )
+        .err(),
+    );
     errs.extend(
         f.set_permissions(fs::Permissions::from_mode(meta.mode & 0o7777))
             .err()

@@ -102,7 +102,11 @@ fn files_beyond_the_open_limit_are_closed_and_reopened_only_if_still_the_same_in
     }
     w.finish_all();
 
-    assert_eq!(fs::read(&outside).unwrap(), b"jangan", "wrote through a symlink");
+    assert_eq!(
+        fs::read(&outside).unwrap(),
+        b"jangan",
+        "wrote through a symlink"
+    );
     assert_eq!(fs::read(file(&target, 0)).unwrap(), b"lain");
     let mut damaged = w.damaged.clone();
     damaged.sort_unstable();
