@@ -11,7 +11,10 @@ AGENT_KEY=CADANGDINKESAGENT
 AGENT_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
 agent_policy() {
-  local user='"arn:aws:iam:::user/dinkes-agent"' b=arn:aws:s3:::cadang-agent
+  # RGW 16 has no Object Ownership: what the agent writes is the agent's,
+  # and without the last statement the bucket's owner cannot read it.
+  local user='"arn:aws:iam:::user/dinkes-agent"' owner='"arn:aws:iam:::user/cadang"'
+  local b=arn:aws:s3:::cadang-agent
   cat <<EOF
 {"Version": "2012-10-17",
  "Statement": [
@@ -22,7 +25,9 @@ agent_policy() {
     "Resource": ["$b/dinkes/*"]},
    {"Effect": "Allow", "Principal": {"AWS": [$user]},
     "Action": ["s3:DeleteObject", "s3:DeleteObjectVersion"],
-    "Resource": ["$b/dinkes/locks/*"]}
+    "Resource": ["$b/dinkes/locks/*"]},
+   {"Effect": "Allow", "Principal": {"AWS": [$owner]},
+    "Action": ["s3:*"], "Resource": ["$b", "$b/*"]}
  ]}
 EOF
 }
