@@ -6,7 +6,7 @@
 mod common;
 
 use cadang_core::backend::wrap::{FaultPlan, RetryPolicy};
-use cadang_core::backend::{conformance, Backend, FileKind, WrapOptions};
+use cadang_core::backend::{conformance, FileKind, WrapOptions};
 use cadang_s3::{open_store_with, StaticCredentials};
 use common::{Server, ACCESS_KEY, BUCKET, SECRET_KEY};
 
