@@ -18,7 +18,7 @@ impl Id {
 
     pub fn random() -> Id {
         let mut b = [0u8; 32];
-        crate::keys::fill_random(&mut b);
+        crate::random::fill_random(&mut b);
         Id(b)
     }
 

@@ -23,9 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::id::Id;
 
-pub fn fill_random(buf: &mut [u8]) {
-    getrandom::fill(buf).expect("the operating system's random number generator failed");
-}
+pub use crate::random::fill_random;
 
 fn random32() -> [u8; 32] {
     let mut b = [0u8; 32];

@@ -32,6 +32,7 @@ pub mod lock;
 pub mod pack;
 mod pack_read;
 pub mod prune;
+pub mod random;
 pub mod ratelimit;
 pub mod repair;
 pub mod replicate;

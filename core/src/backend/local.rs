@@ -72,7 +72,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 fn temp_name() -> String {
     let mut b = [0u8; 8];
-    crate::keys::fill_random(&mut b);
+    crate::random::fill_random(&mut b);
     format!(".tmp-{}", hex::encode(b))
 }
 

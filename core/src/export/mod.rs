@@ -192,7 +192,7 @@ pub fn valid_export_id(id: &str) -> bool {
 
 pub fn new_export_id(now: chrono::DateTime<chrono::Utc>) -> String {
     let mut r = [0u8; 4];
-    crate::keys::fill_random(&mut r);
+    crate::random::fill_random(&mut r);
     format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), hex::encode(r))
 }
 
