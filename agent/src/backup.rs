@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -38,25 +38,7 @@ pub struct BackupOptions {
     pub workers: usize,
 }
 
-/// Live counters for a progress display.
-#[derive(Default)]
-pub struct Progress {
-    pub files: AtomicU64,
-    pub dirs: AtomicU64,
-    pub bytes: AtomicU64,
-}
-
-impl Progress {
-    pub(crate) fn add_bytes(&self, n: u64) {
-        self.bytes.fetch_add(n, Ordering::Relaxed);
-    }
-    pub(crate) fn file_done(&self) {
-        self.files.fetch_add(1, Ordering::Relaxed);
-    }
-    pub(crate) fn dir_done(&self) {
-        self.dirs.fetch_add(1, Ordering::Relaxed);
-    }
-}
+pub use crate::progress::Progress;
 
 #[derive(Debug)]
 pub struct BackupSummary {
@@ -76,7 +58,7 @@ pub enum BackupError {
     Repository(#[from] cadang_core::Error),
     #[error("cannot back up {path}: {reason}")]
     Source { path: String, reason: String },
-    #[error("invalid --exclude pattern {pattern:?}: {reason}")]
+    #[error("invalid exclude pattern {pattern:?}: {reason}")]
     Exclude { pattern: String, reason: String },
     #[error("the command `{command}` failed ({status}); no snapshot was written")]
     CommandFailed { command: String, status: String },

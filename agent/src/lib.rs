@@ -7,6 +7,7 @@ pub mod backup;
 pub mod browse;
 pub mod cache;
 pub mod daemon;
+pub mod progress;
 pub mod restore;
 pub mod signals;
 mod source;

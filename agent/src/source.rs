@@ -10,7 +10,7 @@ use cadang_core::chunker::{ChunkError, Chunker};
 use cadang_core::tree::Extent;
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::backup::Progress;
+use crate::progress::Progress;
 
 pub(crate) type FileResult = Result<Vec<Extent>, String>;
 

@@ -21,7 +21,7 @@ use cadang_core::Id;
 use crossbeam_channel::{Receiver, Sender};
 use globset::GlobSet;
 
-use crate::backup::Progress;
+use crate::progress::Progress;
 use crate::cache::{chunk_ids, FileCache, FileStamp};
 use crate::source::{ChunkJob, FileAcc, FileResult, ReadError, Reader};
 
