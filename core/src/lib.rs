@@ -15,31 +15,27 @@
 //! ```
 //! Write order is packs, then index, then snapshot; a crash leaves only
 //! unreferenced packs. `docs/format.md` is the full specification.
+//!
+//! Two halves: [`format`] encodes and decodes what is on the store (config,
+//! keys, chunking, packs, index files, trees, snapshots), and [`ops`] are the
+//! operations on it (backup sessions and the local chunk index, locks,
+//! check, prune, replicate, repair, export). [`backend`] is the storage
+//! trait with its decorators (retries, rate limits, fault injection) and
+//! [`repository`] the handle that reads a store through it.
 
 pub mod backend;
-pub mod certify;
-pub mod check;
-pub mod chunker;
-mod compact;
-pub mod config;
 pub mod error;
-pub mod export;
-pub mod id;
-pub mod index;
-pub mod index_cache;
-pub mod keys;
-pub mod lock;
-pub mod pack;
-mod pack_read;
-pub mod prune;
+pub mod format;
+pub mod ops;
 pub mod random;
 pub mod ratelimit;
-pub mod repair;
-pub mod replicate;
 pub mod repository;
-pub mod session;
-pub mod snapshot;
-pub mod tree;
+
+// The format's and the operations' modules by their short names, as every
+// caller has always named them (`cadang_core::pack`, `cadang_core::prune`).
+pub use format::{certify, chunker, config, id, index, keys, pack, snapshot, tree};
+use format::{compact, pack_read};
+pub use ops::{check, export, index_cache, lock, prune, repair, replicate, session};
 
 pub use error::{Error, Result};
 pub use id::Id;
