@@ -21,8 +21,8 @@ use cadang_core::Id;
 use crossbeam_channel::{Receiver, Sender};
 use globset::GlobSet;
 
-use crate::progress::Progress;
 use crate::cache::{chunk_ids, FileCache, FileStamp};
+use crate::progress::Progress;
 use crate::source::{ChunkJob, FileAcc, FileResult, ReadError, Reader};
 
 pub(crate) type Slot = Arc<OnceLock<Id>>;
