@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use cadang_controller::audit::AuditEntry;
 use cadang_controller::client::ApiClient;
 use cadang_controller::engine::{Clock, JobError, JobRunner, Report, SiteJob};
-use cadang_proto::agent::{BackupStats, JobReport, Outcome, ReportAck, ReportBatch, ReportKind};
+use cadang_proto::agent::{
+    BackupStats, EnrollResponse, JobReport, Outcome, ReportAck, ReportBatch, ReportKind,
+};
 use cadang_proto::api::{BackupNowRequest, BackupNowResponse, FleetStatus, JobList};
 use common::*;
 
@@ -70,24 +72,8 @@ async fn a_report_and_a_site_job_leave_their_entries_and_the_chain_verifies() {
         Some(runner.clone()),
     )
     .await;
-    c.register_pd(&init_repository(&c.config, PD).await).await;
-    let token = c.token(HOST, PD, 3600).await;
-    let keys = AgentKeys::new(HOST);
-    let (resp, agent) = enroll(&c, &keys, &token).await.unwrap();
-    let q: BackupNowResponse = c
-        .admin()
-        .post(
-            &format!("/api/v1/hosts/{HOST}/backup-now"),
-            &BackupNowRequest::default(),
-        )
-        .await
-        .unwrap();
-    let job = poll_jobs(&agent, &resp.policy.version, 0)
-        .await
-        .jobs
-        .remove(0);
-    assert_eq!(job.id, q.jobs[0]);
-    let r = report(job.id.clone(), Some("s1"), Outcome::Succeeded);
+    let (resp, agent, job) = enrolled_with_job(&c).await;
+    let r = report(job.clone(), Some("s1"), Outcome::Succeeded);
     let ack: ReportAck = agent
         .post(
             cadang_proto::paths::REPORTS,
@@ -110,7 +96,7 @@ async fn a_report_and_a_site_job_leave_their_entries_and_the_chain_verifies() {
     assert_eq!(e.subject, format!("{PD}/{HOST}/files"));
     assert_eq!(e.outcome, "ok");
     assert_eq!(e.detail["snapshot"], "s1");
-    assert_eq!(e.detail["job"], job.id.as_str());
+    assert_eq!(e.detail["job"], job.as_str());
     // Fleet status (from memory) shows the report at once.
     let fleet: FleetStatus = c.admin().get("/api/v1/fleet").await.unwrap();
     let pd = fleet.pds.iter().find(|p| p.pd == PD).unwrap();
@@ -237,11 +223,18 @@ async fn served_fleet(refresh_ms: u64) -> (Controller, ApiClient, JobReport) {
     let (tmp, dir, admin, mut config) = prepare().await;
     config.fleet.status_refresh_ms = refresh_ms;
     let c = Controller::start_with(tmp, dir, admin, config, at("2026-03-02T15:30:00Z"), None).await;
+    let (_, agent, job) = enrolled_with_job(&c).await;
+    (c, agent, report(job, Some("s1"), Outcome::Succeeded))
+}
+
+/// Registers the PD, enrolls its agent, asks for a backup now and has the
+/// agent poll: the enrollment, the agent's client and the job handed out.
+async fn enrolled_with_job(c: &Controller) -> (EnrollResponse, ApiClient, String) {
     c.register_pd(&init_repository(&c.config, PD).await).await;
     let token = c.token(HOST, PD, 3600).await;
     let keys = AgentKeys::new(HOST);
-    let (resp, agent) = enroll(&c, &keys, &token).await.unwrap();
-    let _: BackupNowResponse = c
+    let (resp, agent) = enroll(c, &keys, &token).await.unwrap();
+    let q: BackupNowResponse = c
         .admin()
         .post(
             &format!("/api/v1/hosts/{HOST}/backup-now"),
@@ -253,7 +246,8 @@ async fn served_fleet(refresh_ms: u64) -> (Controller, ApiClient, JobReport) {
         .await
         .jobs
         .remove(0);
-    (c, agent, report(job.id, Some("s1"), Outcome::Succeeded))
+    assert_eq!(job.id, q.jobs[0]);
+    (resp, agent, job.id)
 }
 
 async fn last_success(c: &Controller) -> Option<chrono::DateTime<chrono::Utc>> {
