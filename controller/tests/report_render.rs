@@ -163,7 +163,7 @@ fn the_pdf_of_100000_mismatches_summarises_them() {
 /// mismatch (the worst case). Not part of the suite; run with
 /// `cargo test -p cadang-controller --release --test report_render -- --ignored --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "timing: run by hand in release (command above)"]
 fn timing_render_100000_files() {
     let report = drill(100_000, 1800);
     let start = Instant::now();
@@ -194,7 +194,7 @@ fn timing_render_100000_files() {
 /// a summary into `$CADANG_REPORT_SAMPLES` to look at:
 /// `CADANG_REPORT_SAMPLES=/tmp/s cargo test -p cadang-controller --test report_render -- --ignored write_samples`.
 #[test]
-#[ignore]
+#[ignore = "writes the sample reports for the docs: run by hand (command above)"]
 fn write_samples() {
     let Some(dir) = std::env::var_os("CADANG_REPORT_SAMPLES") else {
         return;

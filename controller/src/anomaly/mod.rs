@@ -19,7 +19,7 @@
 //! new data that did not compress) are added to its reasons; alone they
 //! never flag, because month-end and bulk scan imports look like that.
 //!
-//! ```ignore
+//! ```text
 //! let verdicts = anomaly::evaluate(&observations, &Thresholds::default());
 //! if verdicts.last().is_some_and(|v| v.flagged) { /* alert, hold */ }
 //! let clean = anomaly::last_clean(&observations, &verdicts); // Option<&Observation>
