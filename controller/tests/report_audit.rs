@@ -74,16 +74,7 @@ async fn a_report_and_a_site_job_leave_their_entries_and_the_chain_verifies() {
     .await;
     let (resp, agent, job) = enrolled_with_job(&c).await;
     let r = report(job.clone(), Some("s1"), Outcome::Succeeded);
-    let ack: ReportAck = agent
-        .post(
-            cadang_proto::paths::REPORTS,
-            &ReportBatch {
-                reports: vec![r.clone()],
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(ack.accepted, vec![r.report_id.clone()]);
+    send(&agent, &r).await;
 
     // Acknowledged means committed, with its entry.
     let reported: Vec<AuditEntry> = entries(&c)
