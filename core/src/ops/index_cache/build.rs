@@ -1,7 +1,9 @@
 //! Bringing the local chunk index up to date: forget the index files that
-//! left the store, read only the ones not merged yet, and merge everything
-//! into the next generation's sorted chunk file with bounded memory (sorted
-//! runs of at most `RUN_RECORDS` records, then one k-way merge).
+//! left the store, read only the ones not merged yet, and merge with
+//! bounded memory (sorted runs of at most `RUN_RECORDS` records, then one
+//! k-way merge) into a new delta — or, when the delta would pass
+//! 1/`DELTA_SHARE` of the base or an index file left the store, into a new
+//! base with an empty delta.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -18,11 +20,25 @@ use crate::repository::Repository;
 /// Records sorted in memory before they go to a run file (10 MiB).
 const RUN_RECORDS: usize = 256 * 1024;
 pub(super) const NONE: u32 = u32::MAX;
+/// The delta may hold up to 1/DELTA_SHARE as many records as the base: a
+/// start then rewrites at most ~6 % of the records, and a lookup reads two
+/// buckets, the delta's small.
+pub(super) const DELTA_SHARE: u64 = 16;
 
 /// The generation being replaced, if one was trusted.
 pub(super) struct Old {
     pub manifest: Manifest,
-    pub chunks: File,
+    pub base: Option<File>,
+    pub delta: Option<File>,
+}
+
+/// What the next generation rewrites.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Plan {
+    /// Old delta + new records into a new delta; the base stays.
+    Delta,
+    /// Old base + old delta + new records into a new base.
+    Full,
 }
 
 /// Numbering of the new generation and how old numbers map onto it.
@@ -42,6 +58,9 @@ pub(super) async fn rebuild(
     listed: &[Id],
 ) -> Result<Manifest, CacheError> {
     let mut tables = keep_listed(old.as_ref().map(|o| &o.manifest), listed);
+    let nothing_gone = old
+        .as_ref()
+        .is_some_and(|o| o.manifest.files.len() == tables.files.len());
     let known: HashSet<Id> = old
         .as_ref()
         .map(|o| o.manifest.files.iter().copied().collect())
@@ -50,14 +69,27 @@ pub(super) async fn rebuild(
     for id in listed.iter().filter(|id| !known.contains(id)) {
         read_new_file(repo, *id, &mut tables, &mut runs).await?;
     }
-    let generation = old.as_ref().map_or(1, |o| o.manifest.generation + 1);
+    let plan = match &old {
+        Some(o) if nothing_gone && delta_fits(&o.manifest, runs.count()) => Plan::Delta,
+        _ => Plan::Full,
+    };
     let dir = dir.to_path_buf();
     let repo_id = repo.config.id;
     tokio::task::spawn_blocking(move || {
-        super::merge::merge_and_write(&dir, repo_id, generation, old, tables, runs)
+        super::merge::merge_and_write(&dir, repo_id, plan, old, tables, runs)
     })
     .await
     .map_err(|e| CacheError::Damaged(format!("index merge task failed: {e}")))?
+}
+
+/// Whether the delta, with `new` more records, stays within its share of
+/// the base.
+fn delta_fits(m: &Manifest, new: u64) -> bool {
+    m.delta
+        .records
+        .checked_add(new)
+        .and_then(|d| d.checked_mul(DELTA_SHARE))
+        .is_some_and(|d| d <= m.base.records)
 }
 
 /// Keeps the old generation's files and packs that the store still lists,
@@ -147,6 +179,7 @@ pub(super) struct Runs {
     dir: PathBuf,
     buf: Vec<Record>,
     files: Vec<PathBuf>,
+    count: u64,
 }
 
 impl Runs {
@@ -155,15 +188,22 @@ impl Runs {
             dir: dir.to_path_buf(),
             buf: Vec::new(),
             files: Vec::new(),
+            count: 0,
         }
     }
 
     fn push(&mut self, r: Record) -> Result<(), CacheError> {
         self.buf.push(r);
+        self.count += 1;
         if self.buf.len() >= RUN_RECORDS {
             self.spill()?;
         }
         Ok(())
+    }
+
+    /// Records pushed (before duplicates are dropped).
+    pub(super) fn count(&self) -> u64 {
+        self.count
     }
 
     pub(super) fn files(&self) -> &[PathBuf] {

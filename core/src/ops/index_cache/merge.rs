@@ -1,7 +1,8 @@
-//! The k-way merge that writes a generation's chunk file: the old
-//! generation's records (checked against their bucket checksums as they are
-//! read, remapped to the new numbering) and the new sorted runs, into one
-//! sorted file with its bucket table; then the switch to it.
+//! The k-way merge that writes a generation's segment file (a new base or a
+//! new delta): the old segments' records (checked against their bucket
+//! checksums as they are read, remapped to the new numbering) and the new
+//! sorted runs, into one sorted file with its bucket table; then the switch
+//! to it.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -9,8 +10,8 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
-use super::build::{Old, Runs, Tables, NONE};
-use super::format::{Bucket, Manifest, Record, BUCKETS, CHUNKS_HEADER, CHUNKS_MAGIC, RECORD};
+use super::build::{Old, Plan, Runs, Tables, NONE};
+use super::format::{Bucket, Manifest, Part, Record, Segment, BUCKETS, CHUNKS_HEADER, RECORD};
 use super::CacheError;
 use crate::id::Id;
 
@@ -98,48 +99,90 @@ fn open_stream(path: &Path, records: u64) -> Result<Stream, CacheError> {
     })
 }
 
+/// A checked, remapped stream over one old segment file.
+fn segment_stream(
+    file: File,
+    seg: &Segment,
+    remap: (Vec<u32>, Vec<u32>),
+) -> Result<Stream, CacheError> {
+    let mut reader = BufReader::with_capacity(64 * 1024, file);
+    let mut header = [0u8; CHUNKS_HEADER as usize];
+    reader
+        .read_exact(&mut header)
+        .map_err(|e| CacheError::Damaged(format!("chunk file header: {e}")))?;
+    Ok(Stream {
+        reader,
+        left: seg.records,
+        check: Some(BucketCheck {
+            buckets: seg.buckets.clone(),
+            bucket: 0,
+            read: 0,
+            hasher: blake3::Hasher::new(),
+        }),
+        remap: Some(remap),
+    })
+}
+
+/// The old segments a plan merges: the delta always, the base for a full
+/// rewrite. Also returns the base kept as it is, for a delta plan.
+fn old_streams(
+    old: Option<Old>,
+    plan: Plan,
+    tables: &Tables,
+) -> Result<(Vec<Stream>, Option<Segment>), CacheError> {
+    let mut streams = Vec::new();
+    let Some(o) = old else {
+        return Ok((streams, None));
+    };
+    let remap = || (tables.file_map.clone(), tables.pack_map.clone());
+    if let (Some(f), Plan::Full) = (o.base, plan) {
+        streams.push(segment_stream(f, &o.manifest.base, remap())?);
+    }
+    if let Some(f) = o.delta {
+        streams.push(segment_stream(f, &o.manifest.delta, remap())?);
+    }
+    let kept = (plan == Plan::Delta).then_some(o.manifest.base);
+    Ok((streams, kept))
+}
+
 pub(super) fn merge_and_write(
     dir: &Path,
     repo: Id,
-    generation: u64,
+    plan: Plan,
     old: Option<Old>,
     tables: Tables,
     mut runs: Runs,
 ) -> Result<Manifest, CacheError> {
     runs.spill()?;
-    let mut streams = Vec::new();
-    if let Some(o) = old {
-        let mut reader = BufReader::with_capacity(64 * 1024, o.chunks);
-        let mut header = [0u8; CHUNKS_HEADER as usize];
-        reader
-            .read_exact(&mut header)
-            .map_err(|e| CacheError::Damaged(format!("chunk file header: {e}")))?;
-        streams.push(Stream {
-            reader,
-            left: o.manifest.records,
-            check: Some(BucketCheck {
-                buckets: o.manifest.buckets.clone(),
-                bucket: 0,
-                read: 0,
-                hasher: blake3::Hasher::new(),
-            }),
-            remap: Some((tables.file_map, tables.pack_map)),
-        });
-    }
+    let generation = old.as_ref().map_or(1, |o| o.manifest.generation + 1);
+    let (mut streams, kept_base) = old_streams(old, plan, &tables)?;
     for f in runs.files() {
         let len = std::fs::metadata(f).map_err(CacheError::io(f))?.len();
         streams.push(open_stream(f, len / RECORD as u64)?);
     }
-    let name = format!("chunks-{generation}");
+    let part = match plan {
+        Plan::Full => Part::Base,
+        Plan::Delta => Part::Delta,
+    };
+    let name = part.file_name(generation);
     let tmp = dir.join(format!("{name}.tmp"));
-    let (records, buckets) = write_merged(&tmp, generation, &mut streams)?;
+    let (records, buckets) = write_merged(&tmp, part, generation, &mut streams)?;
+    let written = Segment {
+        generation,
+        records,
+        buckets,
+    };
+    let (base, delta) = match kept_base {
+        Some(base) => (base, written),
+        None => (written, Segment::empty()),
+    };
     let manifest = Manifest {
         repo,
         generation,
-        records,
         files: tables.files,
         packs: tables.packs,
-        buckets,
+        base,
+        delta,
     };
     publish(dir, &tmp, &name, &manifest)?;
     Ok(manifest)
@@ -149,6 +192,7 @@ pub(super) fn merge_and_write(
 /// duplicates and computing the bucket table on the way.
 fn write_merged(
     path: &Path,
+    part: Part,
     generation: u64,
     streams: &mut [Stream],
 ) -> Result<(u64, Vec<Bucket>), CacheError> {
@@ -157,7 +201,7 @@ fn write_merged(
         File::create(path).map_err(CacheError::io(path))?,
     );
     let io = CacheError::io(path);
-    w.write_all(CHUNKS_MAGIC).map_err(&io)?;
+    w.write_all(part.magic()).map_err(&io)?;
     w.write_all(&generation.to_le_bytes()).map_err(&io)?;
     let mut heap = BinaryHeap::new();
     for (i, s) in streams.iter_mut().enumerate() {
@@ -229,9 +273,10 @@ fn bucket_checksum_of(h: blake3::Hasher) -> u64 {
     u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
-/// Makes the new generation current: chunk file first, manifest last (a
-/// crash in between leaves the old manifest, whose chunk file still exists,
-/// or a new manifest whose file is complete). Old generations are removed.
+/// Makes the new generation current: segment file first, manifest last (a
+/// crash in between leaves the old manifest, whose files still exist, or a
+/// new manifest whose files are complete). Files the new manifest does not
+/// name are removed after it is in place.
 fn publish(dir: &Path, tmp: &Path, name: &str, m: &Manifest) -> Result<(), CacheError> {
     let chunks = dir.join(name);
     std::fs::rename(tmp, &chunks).map_err(CacheError::io(&chunks))?;
@@ -239,11 +284,16 @@ fn publish(dir: &Path, tmp: &Path, name: &str, m: &Manifest) -> Result<(), Cache
     let mtmp = dir.join("manifest.tmp");
     std::fs::write(&mtmp, m.encode()).map_err(CacheError::io(&mtmp))?;
     std::fs::rename(&mtmp, &mpath).map_err(CacheError::io(&mpath))?;
+    let current = [
+        Part::Base.file_name(m.base.generation),
+        Part::Delta.file_name(m.delta.generation),
+    ];
     let entries = std::fs::read_dir(dir).map_err(CacheError::io(dir))?;
     for e in entries.flatten() {
         let n = e.file_name();
         let n = n.to_string_lossy();
-        if n.starts_with("chunks-") && n != name {
+        let segment = n.starts_with("chunks-") || n.starts_with("delta-");
+        if segment && n != name && !current.iter().any(|c| *c == n) {
             let _ = std::fs::remove_file(e.path());
         }
     }

@@ -3,10 +3,13 @@
 //!
 //! `MasterIndex` holds every chunk of the repository in a HashMap (~220 B a
 //! chunk: 2 GiB at 10 M chunks, on every server, every night). This cache
-//! keeps the same facts on local disk instead — a sorted file of 40-byte
-//! records (see `format`) read one 64 K-th bucket at a time with `pread` —
-//! and in memory only the list of index files merged, the pack table and
-//! the bucket table (~1 MiB + 48 B per pack).
+//! keeps the same facts on local disk instead — a sorted base file of
+//! 40-byte records plus a small sorted delta of the newest ones (see
+//! `format`), each read one 64 K-th bucket at a time with `pread` — and in
+//! memory only the list of index files merged, the pack table and the two
+//! bucket tables (~2 MiB + 48 B per pack). A start that finds new index
+//! files rewrites only the delta, so it costs the new records, not the
+//! repository.
 //!
 //! It is a cache, never a source of truth:
 //! * on every start the store's `index/` is listed; index files not merged
@@ -34,7 +37,7 @@ use crate::backend::FileKind;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::repository::Repository;
-use format::{bucket_checksum, bucket_of, Manifest, Record, CHUNKS_HEADER, CHUNKS_MAGIC, RECORD};
+use format::{bucket_checksum, bucket_of, Manifest, Part, Record, CHUNKS_HEADER, RECORD};
 
 /// A bucket larger than this (2.5 MiB; a real one holds ~80 records at 5 M
 /// chunks) can only come from crafted index files: its chunks are treated
@@ -71,7 +74,8 @@ impl CacheError {
 /// The repository's chunk index as of the start of a backup.
 pub struct ChunkIndex {
     manifest: Manifest,
-    chunks: File,
+    base: Option<File>,
+    delta: Option<File>,
     /// Pack entries ordered by pack id, for `pack_size`.
     by_pack: Vec<u32>,
     dir: PathBuf,
@@ -116,7 +120,13 @@ impl ChunkIndex {
     /// The pack holding chunk `id`, skipping packs in `excluded` (marked by
     /// prune). `None` means "store it": also when the cache cannot answer.
     pub fn pack_of(&self, id: &Id, excluded: &HashSet<Id>) -> Option<Id> {
-        let bucket = self.bucket(id)?;
+        [Part::Base, Part::Delta]
+            .into_iter()
+            .find_map(|part| self.pack_in(part, id, excluded))
+    }
+
+    fn pack_in(&self, part: Part, id: &Id, excluded: &HashSet<Id>) -> Option<Id> {
+        let bucket = self.bucket(part, id)?;
         let n = bucket.len() / RECORD;
         let at = |i: usize| &bucket[i * RECORD..(i + 1) * RECORD];
         let (mut lo, mut hi) = (0, n);
@@ -164,7 +174,12 @@ impl ChunkIndex {
 
     /// Chunk records (a chunk listed by two index files counts twice).
     pub fn records(&self) -> u64 {
-        self.manifest.records
+        self.manifest.records()
+    }
+
+    /// Records in the delta (the part rewritten at each start).
+    pub fn delta_records(&self) -> u64 {
+        self.manifest.delta.records
     }
 
     /// Index files merged.
@@ -177,10 +192,15 @@ impl ChunkIndex {
         &self.dir
     }
 
-    /// Reads and verifies the bucket `id` falls in.
-    fn bucket(&self, id: &Id) -> Option<Vec<u8>> {
+    /// Reads and verifies the bucket `id` falls in, in the base or delta.
+    fn bucket(&self, part: Part, id: &Id) -> Option<Vec<u8>> {
         let b = bucket_of(&id.0);
-        let (start, end) = self.manifest.bucket_range(b);
+        let segment = self.manifest.segment(part);
+        let file = match part {
+            Part::Base => self.base.as_ref(),
+            Part::Delta => self.delta.as_ref(),
+        }?;
+        let (start, end) = segment.bucket_range(b);
         if start == end {
             return None;
         }
@@ -192,12 +212,14 @@ impl ChunkIndex {
         }
         let mut buf = vec![0u8; ((end - start) as usize) * RECORD];
         let offset = CHUNKS_HEADER + start * RECORD as u64;
-        if let Err(e) = self.chunks.read_exact_at(&mut buf, offset) {
-            self.damage(&format!("reading bucket {b}: {e}"));
+        if let Err(e) = file.read_exact_at(&mut buf, offset) {
+            self.damage(&format!("reading bucket {b} ({part:?}): {e}"));
             return None;
         }
-        if bucket_checksum(&buf) != self.manifest.buckets[b].checksum {
-            self.damage(&format!("bucket {b} does not match its checksum"));
+        if bucket_checksum(&buf) != segment.buckets[b].checksum {
+            self.damage(&format!(
+                "bucket {b} ({part:?}) does not match its checksum"
+            ));
             return None;
         }
         Some(buf)
@@ -261,12 +283,14 @@ async fn open_in(
             r => r?,
         },
     };
-    let chunks = open_chunks(dir, &manifest)?;
+    let base = open_segment(dir, &manifest, Part::Base)?;
+    let delta = open_segment(dir, &manifest, Part::Delta)?;
     let mut by_pack: Vec<u32> = (0..manifest.packs.len() as u32).collect();
     by_pack.sort_unstable_by_key(|&i| manifest.packs[i as usize].id);
     Ok(ChunkIndex {
         manifest,
-        chunks,
+        base,
+        delta,
         by_pack,
         dir: dir.to_path_buf(),
         temporary,
@@ -291,22 +315,36 @@ fn load_current(dir: &Path, repo: &Id) -> std::result::Result<Option<build::Old>
     };
     let manifest =
         Manifest::decode(&data, repo).map_err(|e| CacheError::Damaged(format!("manifest: {e}")))?;
-    let chunks = open_chunks(dir, &manifest)?;
-    Ok(Some(build::Old { manifest, chunks }))
+    let base = open_segment(dir, &manifest, Part::Base)?;
+    let delta = open_segment(dir, &manifest, Part::Delta)?;
+    Ok(Some(build::Old {
+        manifest,
+        base,
+        delta,
+    }))
 }
 
-/// Opens a generation's chunk file and checks its header and length.
-fn open_chunks(dir: &Path, m: &Manifest) -> std::result::Result<File, CacheError> {
-    let path = dir.join(m.chunks_name());
+/// Opens the base or delta file of the manifest, if it has one, and checks
+/// its header and length.
+fn open_segment(
+    dir: &Path,
+    m: &Manifest,
+    part: Part,
+) -> std::result::Result<Option<File>, CacheError> {
+    let seg = m.segment(part);
+    if !seg.exists() {
+        return Ok(None);
+    }
+    let path = dir.join(part.file_name(seg.generation));
     let damaged = |why: &str| CacheError::Damaged(format!("{}: {why}", path.display()));
     let f = File::open(&path).map_err(|e| damaged(&e.to_string()))?;
     let mut header = [0u8; CHUNKS_HEADER as usize];
     f.read_exact_at(&mut header, 0)
         .map_err(|e| damaged(&e.to_string()))?;
-    if &header[..8] != CHUNKS_MAGIC || header[8..] != m.generation.to_le_bytes() {
+    if &header[..8] != part.magic() || header[8..] != seg.generation.to_le_bytes() {
         return Err(damaged("header does not match the manifest"));
     }
-    let want = m
+    let want = seg
         .records
         .checked_mul(RECORD as u64)
         .and_then(|n| n.checked_add(CHUNKS_HEADER));
@@ -314,7 +352,7 @@ fn open_chunks(dir: &Path, m: &Manifest) -> std::result::Result<File, CacheError
     if want != Some(len) {
         return Err(damaged("length does not match the manifest"));
     }
-    Ok(f)
+    Ok(Some(f))
 }
 
 /// An exclusive advisory lock on the cache directory while it is updated;
