@@ -30,6 +30,9 @@ pub struct S3Backend {
     pub(crate) bucket_seen: AtomicBool,
     /// Paces upload bodies (`--bwlimit`); see the `throttle` module.
     pub(crate) pace: Option<std::sync::Arc<cadang_core::ratelimit::RateLimiter>>,
+    /// Set once a version listing was refused, so that the warning about
+    /// it comes once per store (see the `create_only` module).
+    pub(crate) versions_unlisted: AtomicBool,
 }
 
 impl fmt::Debug for S3Backend {
@@ -69,6 +72,7 @@ impl S3Backend {
             },
             url: parsed,
             bucket_seen: AtomicBool::new(false),
+            versions_unlisted: AtomicBool::new(false),
             pace: options.upload_limit.clone(),
         })
     }
@@ -86,7 +90,13 @@ impl S3Backend {
         &self.url.bucket
     }
 
-    fn fail(&self, f: Failure, op: &'static str, kind: FileKind, name: &str) -> BackendError {
+    pub(crate) fn fail(
+        &self,
+        f: Failure,
+        op: &'static str,
+        kind: FileKind,
+        name: &str,
+    ) -> BackendError {
         f.into_error(&self.target, op, what(kind, name))
     }
 
@@ -247,19 +257,19 @@ impl Backend for S3Backend {
         let key = self.key(kind, name)?;
         self.put(&key, Bytes::from(data), false)
             .await
+            .map(drop)
             .map_err(|f| self.fail(f, "write", kind, name))
     }
 
-    /// Create-only write. The object is first looked up (HEAD), then written
-    /// with `If-None-Match: *`, which AWS S3 (since August 2024) and current
-    /// MinIO evaluate atomically: of two racing writers exactly one succeeds,
-    /// the other gets `AlreadyExists`. Check older Ceph RGW and MinIO
-    /// releases before relying on it.
+    /// Create-only write: a HEAD, then a PUT with `If-None-Match: *`, and on
+    /// a versioned bucket a look at the version just older than ours, which
+    /// withdraws our version if the key already existed (Ceph RGW ignores
+    /// the condition there). What that does and does not guarantee, and the
+    /// remaining race on servers that ignore the condition on a bucket
+    /// *without* versioning: the `create_only` module.
     ///
-    /// A server that does not evaluate the condition either refuses it with
-    /// `NotImplemented` (the write is then repeated without it, with a
-    /// warning) or silently ignores it. On such servers only the HEAD guards
-    /// the object: two writers that both pass the HEAD before either PUT
+    /// On such servers (no versioning, condition ignored) only the HEAD
+    /// guards the object: two writers that both pass it before either PUT
     /// lands both "succeed", and the later one replaces the earlier. Names
     /// that embed a random or content-derived id (locks of backups, index,
     /// snapshots, pending marks) do not collide in practice; the fixed-name
@@ -267,37 +277,7 @@ impl Backend for S3Backend {
     /// server never run two `init`s or two prunes at the same time.
     async fn write_new(&self, kind: FileKind, name: &str, data: Vec<u8>) -> BackendResult<()> {
         let key = self.key(kind, name)?;
-        let exists = || BackendError::AlreadyExists {
-            kind,
-            name: name.to_string(),
-        };
-        if self
-            .head(&key)
-            .await
-            .map_err(|f| self.fail(f, "write", kind, name))?
-            .is_some()
-        {
-            return Err(exists());
-        }
-        let data = Bytes::from(data);
-        match self.put(&key, data.clone(), true).await {
-            Ok(()) => Ok(()),
-            // A retry of this very PUT after its answer was lost finds the
-            // object it created. The bytes tell: the same bytes are our own
-            // write (or an identical one, which is just as good); anything
-            // else is a real conflict.
-            Err(f) if f.is_precondition_failed() => match self.read(kind, name).await {
-                Ok(existing) if existing == data => Ok(()),
-                _ => Err(exists()),
-            },
-            Err(f) if f.is_not_implemented() => {
-                tracing::warn!(key, "the S3 server does not support conditional writes (If-None-Match); writing after a HEAD check only");
-                self.put(&key, data, false)
-                    .await
-                    .map_err(|f| self.fail(f, "write", kind, name))
-            }
-            Err(f) => Err(self.fail(f, "write", kind, name)),
-        }
+        self.create_only(kind, name, &key, data).await
     }
 
     /// Removes the object's current version by version id, and any older

@@ -23,8 +23,12 @@
 //!   after fsync.
 //! * **`write_new` is create-only** through `If-None-Match: *` (a conditional
 //!   PUT, evaluated atomically by the server), preceded by a HEAD so that
-//!   servers which ignore the condition still refuse the common case. See
-//!   [`S3Backend`]'s `write_new` for the remaining race on such servers.
+//!   servers which ignore the condition still refuse the common case. On a
+//!   versioned bucket, where Ceph RGW ignores the condition, the version
+//!   just older than the one written is looked up, and if the key already
+//!   existed the new version is deleted again and the write refused. See
+//!   [`S3Backend`]'s `write_new` for the remaining race on servers that
+//!   ignore the condition on unversioned buckets.
 //!   When the condition fails, the existing object is compared with the
 //!   bytes being written: equal bytes count as success, because that is what
 //!   a retried PUT whose first answer was lost finds.
@@ -93,6 +97,7 @@
 
 mod backend;
 mod client;
+mod create_only;
 mod errors;
 mod multipart;
 mod open;

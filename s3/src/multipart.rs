@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::backend::S3Backend;
 use crate::errors::Failure;
+use crate::requests::Written;
 
 /// Size of one part (S3 wants at least 5 MiB except for the last one).
 pub const PART_SIZE: usize = 8 << 20;
@@ -87,7 +88,7 @@ pub(crate) async fn upload(
     key: &str,
     data: Bytes,
     create_only: bool,
-) -> Result<(), Failure> {
+) -> Result<Written, Failure> {
     let created = b
         .client
         .create_multipart_upload()
@@ -108,9 +109,9 @@ pub(crate) async fn upload(
         upload_id: Some(upload_id.clone()),
     };
     match send_parts_and_complete(b, key, &upload_id, data, create_only).await {
-        Ok(()) => {
+        Ok(written) => {
             guard.disarm();
-            Ok(())
+            Ok(written)
         }
         Err(f) => {
             guard.abort_now().await;
@@ -125,7 +126,7 @@ async fn send_parts_and_complete(
     upload_id: &str,
     data: Bytes,
     create_only: bool,
-) -> Result<(), Failure> {
+) -> Result<Written, Failure> {
     let size = part_size(data.len());
     let mut tasks = JoinSet::new();
     let mut parts = Vec::new();
@@ -164,8 +165,8 @@ async fn send_parts_and_complete(
     if create_only {
         req = req.if_none_match("*");
     }
-    req.send().await.map_err(Failure::from_sdk)?;
-    Ok(())
+    let out = req.send().await.map_err(Failure::from_sdk)?;
+    Ok(Written::new(out.version_id(), out.e_tag()))
 }
 
 type PartResult = Result<

@@ -15,6 +15,32 @@ use crate::multipart;
 /// the answer has started).
 const BODY_ATTEMPTS: u32 = 3;
 
+/// What the server said about an object it stored.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Written {
+    /// The new version's id on a versioned bucket; `None` on a bucket that
+    /// never had versioning, and for the `null` version of a suspended one.
+    pub version_id: Option<String>,
+    /// Without the quotes S3 puts around it.
+    pub e_tag: Option<String>,
+}
+
+impl Written {
+    pub(crate) fn new(version_id: Option<&str>, e_tag: Option<&str>) -> Written {
+        Written {
+            version_id: version_id
+                .filter(|v| !v.is_empty() && *v != "null")
+                .map(str::to_string),
+            e_tag: e_tag.map(unquote),
+        }
+    }
+}
+
+/// An ETag as listings and PUT answers spell it, without the quotes.
+pub(crate) fn unquote(e_tag: &str) -> String {
+    e_tag.trim_matches('"').to_string()
+}
+
 enum Download {
     /// Worth fetching again: the connection dropped mid-body.
     BrokeOff(Failure),
@@ -126,13 +152,14 @@ impl S3Backend {
     }
 
     /// PutObject, or a multipart upload above [`SINGLE_PUT_LIMIT`].
-    /// `create_only` adds `If-None-Match: *`.
+    /// `create_only` adds `If-None-Match: *`. The answer's version id tells
+    /// whether the bucket keeps versions (see the `create_only` module).
     pub(crate) async fn put(
         &self,
         key: &str,
         data: Bytes,
         create_only: bool,
-    ) -> Result<(), Failure> {
+    ) -> Result<Written, Failure> {
         if data.len() > SINGLE_PUT_LIMIT {
             return multipart::upload(self, key, data, create_only).await;
         }
@@ -146,11 +173,11 @@ impl S3Backend {
         if create_only {
             req = req.if_none_match("*");
         }
-        crate::throttle::paced(req.customize().disable_payload_signing(), &self.pace)
+        let out = crate::throttle::paced(req.customize().disable_payload_signing(), &self.pace)
             .send()
             .await
             .map_err(Failure::from_sdk)?;
         self.saw_bucket();
-        Ok(())
+        Ok(Written::new(out.version_id(), out.e_tag()))
     }
 }

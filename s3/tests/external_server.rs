@@ -177,3 +177,69 @@ async fn retained_objects_survive_delete_at_the_external_server() {
     assert!(b.stat(FileKind::Index, "plain").await.unwrap().is_none());
     assert!(b.list(FileKind::Index).await.unwrap().is_empty());
 }
+
+/// `write_new` on the Object Lock bucket (versioned, so Ceph RGW ignores
+/// `If-None-Match` there): the same pack name written twice is refused and
+/// the first bytes stay current; of racing writers of one name exactly one
+/// succeeds and its bytes are what a reader gets (the others withdrew
+/// their versions). `tests/compat/ceph.sh` runs this as its own step.
+#[tokio::test]
+async fn create_only_writes_refuse_an_existing_pack_on_the_locked_bucket() {
+    let Some(url) = configured(LOCKED_URL_VAR, "the external create-only test") else {
+        return;
+    };
+    let b = backend(&fresh_prefix(&url, "create-only"));
+    let name = "ab".repeat(32);
+    b.write_new(FileKind::Packs, &name, b"first".to_vec())
+        .await
+        .unwrap();
+    let again = b
+        .write_new(FileKind::Packs, &name, b"second".to_vec())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, BackendError::AlreadyExists { .. }),
+        "{again:?}"
+    );
+    assert_eq!(b.read(FileKind::Packs, &name).await.unwrap(), b"first");
+
+    // Racing writers: most pass their HEAD before any PUT lands, so only
+    // the versioned-bucket guard can sort them out.
+    let name = "cd".repeat(32);
+    let results = race(&b.url().to_string(), &name, 6).await;
+    let winners: Vec<usize> = (0..results.len()).filter(|i| results[*i].is_ok()).collect();
+    assert_eq!(winners.len(), 1, "exactly one writer wins: {results:?}");
+    for r in results.iter().filter(|r| r.is_err()) {
+        assert!(
+            matches!(r, Err(BackendError::AlreadyExists { .. })),
+            "{results:?}"
+        );
+    }
+    let got = b.read(FileKind::Packs, &name).await.unwrap();
+    assert_eq!(got, format!("writer {}", winners[0]).into_bytes());
+    assert_eq!(b.list(FileKind::Packs).await.unwrap().len(), 2);
+}
+
+/// `write_new` of `name` by `n` writers (backends of their own) at once,
+/// writer `i` with the bytes `writer i`; the answers in writer order.
+async fn race(url: &str, name: &str, n: usize) -> Vec<Result<(), BackendError>> {
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let w = backend(url);
+        let name = name.to_string();
+        set.spawn(async move {
+            let r = w
+                .write_new(FileKind::Packs, &name, format!("writer {i}").into_bytes())
+                .await;
+            (i, r)
+        });
+    }
+    let mut out: Vec<Option<Result<(), BackendError>>> = (0..n).map(|_| None).collect();
+    while let Some(done) = set.join_next().await {
+        let (i, r) = done.expect("a writer task");
+        out[i] = Some(r);
+    }
+    out.into_iter()
+        .map(|r| r.expect("every writer answered"))
+        .collect()
+}
