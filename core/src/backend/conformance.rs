@@ -10,6 +10,19 @@ fn fail(what: &str) -> String {
 
 /// Runs every check; returns the first violated expectation.
 pub async fn run(b: &dyn Backend) -> Result<(), String> {
+    new_store_is_empty(b).await?;
+    missing_files_are_not_found(b).await?;
+    let name = "ab".repeat(32);
+    write_and_read_back(b, &name).await?;
+    write_replaces(b, &name).await?;
+    write_new_never_replaces(b).await?;
+    config_round_trips(b).await?;
+    delete_removes(b, &name).await?;
+    bad_names_are_refused(b).await
+}
+
+/// `create` makes an empty store: every directory lists nothing.
+async fn new_store_is_empty(b: &dyn Backend) -> Result<(), String> {
     b.create()
         .await
         .map_err(|e| fail(&format!("create: {e}")))?;
@@ -22,7 +35,11 @@ pub async fn run(b: &dyn Backend) -> Result<(), String> {
             return Err(fail(&format!("{kind} is not empty in a new store")));
         }
     }
+    Ok(())
+}
 
+/// A missing file reads as `NotFound` and stats as `None`.
+async fn missing_files_are_not_found(b: &dyn Backend) -> Result<(), String> {
     match b.read(FileKind::Index, "00ff").await {
         Err(BackendError::NotFound { .. }) => {}
         other => return Err(fail(&format!("reading a missing file gave {other:?}"))),
@@ -34,13 +51,17 @@ pub async fn run(b: &dyn Backend) -> Result<(), String> {
     {
         return Err(fail("stat of a missing file is not None"));
     }
+    Ok(())
+}
 
-    let name = "ab".repeat(32);
+/// Bytes written read back whole, by range, by stat and in the list; a
+/// range past the end fails rather than reading short.
+async fn write_and_read_back(b: &dyn Backend, name: &str) -> Result<(), String> {
     let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-    b.write(FileKind::Packs, &name, data.clone())
+    b.write(FileKind::Packs, name, data.clone())
         .await
         .map_err(|e| fail(&format!("write: {e}")))?;
-    if b.read(FileKind::Packs, &name)
+    if b.read(FileKind::Packs, name)
         .await
         .map_err(|e| fail(&e.to_string()))?
         != data
@@ -48,13 +69,13 @@ pub async fn run(b: &dyn Backend) -> Result<(), String> {
         return Err(fail("read returned other bytes than written"));
     }
     let part = b
-        .read_range(FileKind::Packs, &name, 1000, 500)
+        .read_range(FileKind::Packs, name, 1000, 500)
         .await
         .map_err(|e| fail(&format!("read_range: {e}")))?;
     if part != data[1000..1500] {
         return Err(fail("read_range returned the wrong bytes"));
     }
-    if b.read_range(FileKind::Packs, &name, 99_990, 100)
+    if b.read_range(FileKind::Packs, name, 99_990, 100)
         .await
         .is_ok()
     {
@@ -62,7 +83,7 @@ pub async fn run(b: &dyn Backend) -> Result<(), String> {
             "read_range past the end must fail, not return a short read",
         ));
     }
-    if b.stat(FileKind::Packs, &name)
+    if b.stat(FileKind::Packs, name)
         .await
         .map_err(|e| fail(&e.to_string()))?
         != Some(100_000)
@@ -76,18 +97,27 @@ pub async fn run(b: &dyn Backend) -> Result<(), String> {
     if listed.len() != 1 || listed[0].name != name || listed[0].size != 100_000 {
         return Err(fail(&format!("list gave {listed:?}")));
     }
+    Ok(())
+}
 
-    b.write(FileKind::Packs, &name, b"replaced".to_vec())
+/// `write` over an existing file replaces it.
+async fn write_replaces(b: &dyn Backend, name: &str) -> Result<(), String> {
+    b.write(FileKind::Packs, name, b"replaced".to_vec())
         .await
         .map_err(|e| fail(&e.to_string()))?;
-    if b.read(FileKind::Packs, &name)
+    if b.read(FileKind::Packs, name)
         .await
         .map_err(|e| fail(&e.to_string()))?
         != b"replaced"
     {
         return Err(fail("write did not replace the file"));
     }
+    Ok(())
+}
 
+/// `write_new` refuses an existing file and leaves it unchanged (locks
+/// depend on it).
+async fn write_new_never_replaces(b: &dyn Backend) -> Result<(), String> {
     b.write_new(FileKind::Locks, "l1", b"one".to_vec())
         .await
         .map_err(|e| fail(&e.to_string()))?;
@@ -106,7 +136,11 @@ pub async fn run(b: &dyn Backend) -> Result<(), String> {
     {
         return Err(fail("a refused write_new changed the file"));
     }
+    Ok(())
+}
 
+/// The config file round-trips.
+async fn config_round_trips(b: &dyn Backend) -> Result<(), String> {
     b.write(FileKind::Config, "config", b"{}".to_vec())
         .await
         .map_err(|e| fail(&e.to_string()))?;
@@ -117,11 +151,15 @@ pub async fn run(b: &dyn Backend) -> Result<(), String> {
     {
         return Err(fail("config did not round-trip"));
     }
+    Ok(())
+}
 
-    b.delete(FileKind::Packs, &name)
+/// A deleted file is gone: deleting it again is `NotFound`, the list is empty.
+async fn delete_removes(b: &dyn Backend, name: &str) -> Result<(), String> {
+    b.delete(FileKind::Packs, name)
         .await
         .map_err(|e| fail(&format!("delete: {e}")))?;
-    match b.delete(FileKind::Packs, &name).await {
+    match b.delete(FileKind::Packs, name).await {
         Err(BackendError::NotFound { .. }) => {}
         other => return Err(fail(&format!("deleting a missing file gave {other:?}"))),
     }
@@ -133,6 +171,11 @@ pub async fn run(b: &dyn Backend) -> Result<(), String> {
     {
         return Err(fail("a deleted file is still listed"));
     }
+    Ok(())
+}
+
+/// Names that could escape the directory or hide a file are refused.
+async fn bad_names_are_refused(b: &dyn Backend) -> Result<(), String> {
     for bad in ["../escape", "a/b", "", ".hidden"] {
         if b.write(FileKind::Index, bad, vec![1]).await.is_ok() {
             return Err(fail(&format!("accepted the file name {bad:?}")));

@@ -58,63 +58,102 @@ pub async fn repair(store: Arc<dyn Backend>, other: Arc<dyn Backend>) -> Result<
 }
 
 async fn repair_locked(store: &Arc<dyn Backend>, other: &Arc<dyn Backend>) -> Result<RepairReport> {
-    let mut report = RepairReport::default();
-
-    // Packs every snapshot here needs; index files here tell the rest.
-    let mut snapshot_packs: BTreeSet<Id> = BTreeSet::new();
-    for f in store.list(FileKind::Snapshots).await? {
-        if let Ok(d) = store.read(FileKind::Snapshots, &f.name).await {
-            if let Ok(s) = Snapshot::parse(&f.name, &d) {
-                snapshot_packs.extend(s.payload.packs.iter().copied());
-            }
-        }
-    }
-
-    // Index files: damaged ones here are replaced from the other site.
-    let here: BTreeSet<String> = store
-        .list(FileKind::Index)
-        .await?
-        .into_iter()
-        .map(|f| f.name)
-        .collect();
-    let mut needed: BTreeSet<Id> = snapshot_packs.clone();
-    let mut indexed: BTreeSet<Id> = BTreeSet::new();
-    for name in &here {
-        let problem = match store.read(FileKind::Index, name).await {
-            Ok(d) => match IndexFile::parse(name, &d) {
-                Ok(ix) => {
-                    indexed.extend(ix.packs.iter().map(|p| p.id));
-                    continue;
-                }
-                Err(e) => e.to_string(),
-            },
-            Err(e) => e.to_string(),
-        };
-        let item = RepairItem {
-            file: format!("index/{name}"),
-            problem,
-        };
-        match fetch(&**other, FileKind::Index, name).await {
-            Some(data) => {
-                if let Ok(ix) = IndexFile::parse(name, &data) {
-                    indexed.extend(ix.packs.iter().map(|p| p.id));
-                }
-                store.write(FileKind::Index, name, data).await?;
-                report.replaced.push(item);
-            }
-            None => report.unrepaired.push(item),
-        }
-    }
-    // An index file only the other site has is copied only when it lists a
-    // pack a snapshot here needs and no index here lists (it was lost here);
-    // otherwise it may be one a prune here removed, and must stay removed.
+    let mut run = Repair {
+        store,
+        other,
+        report: RepairReport::default(),
+    };
+    let snapshot_packs = run.snapshot_packs().await?;
+    let (here, mut indexed) = run.replace_damaged_index().await?;
     let unindexed: BTreeSet<Id> = snapshot_packs.difference(&indexed).copied().collect();
     if !unindexed.is_empty() {
-        for f in other.list(FileKind::Index).await? {
+        run.recover_lost_index(&here, &unindexed, &mut indexed)
+            .await?;
+    }
+    let needed: BTreeSet<Id> = snapshot_packs.union(&indexed).copied().collect();
+    let broken = run.broken_packs(&needed).await?;
+    run.replace_packs(broken).await?;
+    let mut report = run.report;
+    report.replaced.sort_by(|a, b| a.file.cmp(&b.file));
+    report.unrepaired.sort_by(|a, b| a.file.cmp(&b.file));
+    Ok(report)
+}
+
+/// One repair's stores and what it has done so far.
+struct Repair<'a> {
+    store: &'a Arc<dyn Backend>,
+    other: &'a Arc<dyn Backend>,
+    report: RepairReport,
+}
+
+impl Repair<'_> {
+    /// Packs every snapshot here needs; index files here tell the rest.
+    async fn snapshot_packs(&self) -> Result<BTreeSet<Id>> {
+        let mut snapshot_packs: BTreeSet<Id> = BTreeSet::new();
+        for f in self.store.list(FileKind::Snapshots).await? {
+            if let Ok(d) = self.store.read(FileKind::Snapshots, &f.name).await {
+                if let Ok(s) = Snapshot::parse(&f.name, &d) {
+                    snapshot_packs.extend(s.payload.packs.iter().copied());
+                }
+            }
+        }
+        Ok(snapshot_packs)
+    }
+
+    /// Replaces damaged index files here from the other site. Returns the
+    /// index files here and the packs the (repaired) index lists.
+    async fn replace_damaged_index(&mut self) -> Result<(BTreeSet<String>, BTreeSet<Id>)> {
+        let here: BTreeSet<String> = self
+            .store
+            .list(FileKind::Index)
+            .await?
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        let mut indexed: BTreeSet<Id> = BTreeSet::new();
+        for name in &here {
+            let problem = match self.store.read(FileKind::Index, name).await {
+                Ok(d) => match IndexFile::parse(name, &d) {
+                    Ok(ix) => {
+                        indexed.extend(ix.packs.iter().map(|p| p.id));
+                        continue;
+                    }
+                    Err(e) => e.to_string(),
+                },
+                Err(e) => e.to_string(),
+            };
+            let item = RepairItem {
+                file: format!("index/{name}"),
+                problem,
+            };
+            match fetch(&**self.other, FileKind::Index, name).await {
+                Some(data) => {
+                    if let Ok(ix) = IndexFile::parse(name, &data) {
+                        indexed.extend(ix.packs.iter().map(|p| p.id));
+                    }
+                    self.store.write(FileKind::Index, name, data).await?;
+                    self.report.replaced.push(item);
+                }
+                None => self.report.unrepaired.push(item),
+            }
+        }
+        Ok((here, indexed))
+    }
+
+    /// An index file only the other site has is copied only when it lists a
+    /// pack a snapshot here needs and no index here lists (it was lost here);
+    /// otherwise it may be one a prune here removed, and must stay removed.
+    async fn recover_lost_index(
+        &mut self,
+        here: &BTreeSet<String>,
+        unindexed: &BTreeSet<Id>,
+        indexed: &mut BTreeSet<Id>,
+    ) -> Result<()> {
+        for f in self.other.list(FileKind::Index).await? {
             if here.contains(&f.name) {
                 continue;
             }
-            let Some(data) = fetch(&**other, FileKind::Index, &f.name).await else {
+            let Some(data) = fetch(&**self.other, FileKind::Index, &f.name).await else {
                 continue;
             };
             let Ok(ix) = IndexFile::parse(&f.name, &data) else {
@@ -122,70 +161,76 @@ async fn repair_locked(store: &Arc<dyn Backend>, other: &Arc<dyn Backend>) -> Re
             };
             if ix.packs.iter().any(|p| unindexed.contains(&p.id)) {
                 indexed.extend(ix.packs.iter().map(|p| p.id));
-                store.write(FileKind::Index, &f.name, data).await?;
-                report.replaced.push(RepairItem {
+                self.store.write(FileKind::Index, &f.name, data).await?;
+                self.report.replaced.push(RepairItem {
                     file: format!("index/{}", f.name),
                     problem: "missing".into(),
                 });
             }
         }
-    }
-    needed.extend(indexed.iter().copied());
-
-    let sizes: BTreeMap<String, u64> = store
-        .list(FileKind::Packs)
-        .await?
-        .into_iter()
-        .map(|f| (f.name, f.size))
-        .collect();
-    let all: BTreeSet<String> = needed
-        .iter()
-        .map(Id::to_hex)
-        .chain(sizes.keys().cloned())
-        .collect();
-    report.packs_checked = all.len() as u64;
-    let (present, missing): (Vec<String>, Vec<String>) =
-        all.into_iter().partition(|n| sizes.contains_key(n));
-    let mut broken: BTreeMap<String, String> = missing
-        .into_iter()
-        .map(|n| (n, "missing".to_string()))
-        .collect();
-    let mut reads = PackReads::new(store.clone(), present, PARALLEL_READS);
-    while let Some((name, read)) = reads.next().await {
-        match read {
-            PackRead::Whole(_) => {}
-            PackRead::Damaged => {
-                broken.insert(name, "its content does not match its name (damaged)".into());
-            }
-            PackRead::Unreadable(e) => {
-                broken.insert(name, e);
-            }
-        }
+        Ok(())
     }
 
-    // A lost site makes every pack "broken", so the good copies are fetched
-    // the same way: several at once, each checked against its name.
-    let mut copies = PackReads::new(
-        other.clone(),
-        broken.keys().cloned().collect(),
-        PARALLEL_READS,
-    );
-    while let Some((name, read)) = copies.next().await {
-        let item = RepairItem {
-            file: format!("packs/{name}"),
-            problem: broken.remove(&name).unwrap_or_default(),
-        };
-        match read {
-            PackRead::Whole(data) => {
-                store.write(FileKind::Packs, &name, data).await?;
-                report.replaced.push(item);
+    /// Reads and re-hashes every pack here that is needed or present;
+    /// returns the missing or damaged ones with what is wrong with each.
+    async fn broken_packs(&mut self, needed: &BTreeSet<Id>) -> Result<BTreeMap<String, String>> {
+        let sizes: BTreeMap<String, u64> = self
+            .store
+            .list(FileKind::Packs)
+            .await?
+            .into_iter()
+            .map(|f| (f.name, f.size))
+            .collect();
+        let all: BTreeSet<String> = needed
+            .iter()
+            .map(Id::to_hex)
+            .chain(sizes.keys().cloned())
+            .collect();
+        self.report.packs_checked = all.len() as u64;
+        let (present, missing): (Vec<String>, Vec<String>) =
+            all.into_iter().partition(|n| sizes.contains_key(n));
+        let mut broken: BTreeMap<String, String> = missing
+            .into_iter()
+            .map(|n| (n, "missing".to_string()))
+            .collect();
+        let mut reads = PackReads::new(self.store.clone(), present, PARALLEL_READS);
+        while let Some((name, read)) = reads.next().await {
+            match read {
+                PackRead::Whole(_) => {}
+                PackRead::Damaged => {
+                    broken.insert(name, "its content does not match its name (damaged)".into());
+                }
+                PackRead::Unreadable(e) => {
+                    broken.insert(name, e);
+                }
             }
-            PackRead::Damaged | PackRead::Unreadable(_) => report.unrepaired.push(item),
         }
+        Ok(broken)
     }
-    report.replaced.sort_by(|a, b| a.file.cmp(&b.file));
-    report.unrepaired.sort_by(|a, b| a.file.cmp(&b.file));
-    Ok(report)
+
+    /// A lost site makes every pack "broken", so the good copies are fetched
+    /// the same way: several at once, each checked against its name.
+    async fn replace_packs(&mut self, mut broken: BTreeMap<String, String>) -> Result<()> {
+        let mut copies = PackReads::new(
+            self.other.clone(),
+            broken.keys().cloned().collect(),
+            PARALLEL_READS,
+        );
+        while let Some((name, read)) = copies.next().await {
+            let item = RepairItem {
+                file: format!("packs/{name}"),
+                problem: broken.remove(&name).unwrap_or_default(),
+            };
+            match read {
+                PackRead::Whole(data) => {
+                    self.store.write(FileKind::Packs, &name, data).await?;
+                    self.report.replaced.push(item);
+                }
+                PackRead::Damaged | PackRead::Unreadable(_) => self.report.unrepaired.push(item),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The other site's copy, only when it is whole (hashes to its name).

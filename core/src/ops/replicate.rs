@@ -5,8 +5,8 @@
 //! copied only when every pack it needs is at the target, an index file only
 //! when every pack it lists is. Every pack, index file and snapshot is
 //! re-hashed against its name after it is read from the source; a mismatch
-//! is never written and is reported as damage at the source (repair it with
-//! `cadang repair --from` the other site).
+//! is never written and is reported as damage at the source (repair it from
+//! the other site's copy).
 //!
 //! What to copy is decided by listing the target, so a run killed at any
 //! point resumes without sending a finished file again: stores write files
@@ -79,7 +79,44 @@ pub async fn replicate(
     to: Arc<dyn Backend>,
     opts: &ReplicateOptions,
 ) -> Result<ReplicationReport> {
-    let config_bytes = config_bytes(&*from).await?;
+    let (config_bytes, config) = source_config(&*from, &*to, opts).await?;
+    let mut report = ReplicationReport {
+        repository: config.id.short(),
+        pd: config.pd.clone(),
+        ..Default::default()
+    };
+    let fresh_target = prepare_target(&*to, &config).await?;
+    let copier = Copier {
+        from: from.clone(),
+        to: to.clone(),
+        opts: opts.clone(),
+    };
+    copier.copy_keys(&mut report).await?;
+    if fresh_target {
+        copier
+            .write(FileKind::Config, "config", config_bytes)
+            .await?;
+    }
+    let missing_snaps = copier.missing_snapshots(&mut report).await?;
+    let present = copier.copy_packs(&mut report).await?;
+    copier.copy_index(&present, &mut report).await?;
+    copier
+        .copy_snapshots(missing_snaps, &present, &mut report)
+        .await?;
+    report.corrupt_at_source.sort();
+    report.corrupt_at_source.dedup();
+    copier.count_left(&mut report).await?;
+    Ok(report)
+}
+
+/// Reads the source's config and refuses a source of another PD, or
+/// retention the target would not enforce.
+async fn source_config(
+    from: &dyn Backend,
+    to: &dyn Backend,
+    opts: &ReplicateOptions,
+) -> Result<(Vec<u8>, RepoConfig)> {
+    let config_bytes = config_bytes(from).await?;
     let config = RepoConfig::from_json(&config_bytes)?;
     if let Some(pd) = &opts.pd {
         if !pd.eq_ignore_ascii_case(&config.pd) {
@@ -93,12 +130,13 @@ pub async fn replicate(
         // Locks the target would not enforce are a promise nobody keeps.
         to.check_retention().await?;
     }
-    let mut report = ReplicationReport {
-        repository: config.id.short(),
-        pd: config.pd.clone(),
-        ..Default::default()
-    };
-    let fresh_target = match existing_config(&*to).await? {
+    Ok((config_bytes, config))
+}
+
+/// Refuses a target holding another repository; creates an empty target.
+/// Returns whether the target was fresh (so its config must be written).
+async fn prepare_target(to: &dyn Backend, config: &RepoConfig) -> Result<bool> {
+    let fresh_target = match existing_config(to).await? {
         Some(other) if other.id != config.id => {
             return Err(Error::Conflict(format!(
                 "{} holds another repository ({}, PD {}), not {} of PD {}; replicate each repository to its own store",
@@ -118,121 +156,143 @@ pub async fn replicate(
             Err(e) => return Err(e.into()),
         }
     }
-    let copier = Copier {
-        from: from.clone(),
-        to: to.clone(),
-        opts: opts.clone(),
-    };
+    Ok(fresh_target)
+}
 
-    // Keys first (small, not hash-named: copied when missing), then config.
-    let have_keys: HashSet<String> = names(&*to, FileKind::Keys).await?;
-    for f in from.list(FileKind::Keys).await? {
-        if !have_keys.contains(&f.name) {
-            let n = copier.copy(FileKind::Keys, f.name.clone(), false).await?;
-            report.keys.files += 1;
-            report.keys.bytes += n;
+/// The stages of one run, in the order that keeps the target consistent
+/// (see the module documentation).
+impl Copier {
+    /// Keys are small and not hash-named: copied when missing.
+    async fn copy_keys(&self, report: &mut ReplicationReport) -> Result<()> {
+        let have_keys: HashSet<String> = names(&*self.to, FileKind::Keys).await?;
+        for f in self.from.list(FileKind::Keys).await? {
+            if !have_keys.contains(&f.name) {
+                let n = self.copy(FileKind::Keys, f.name.clone(), false).await?;
+                report.keys.files += 1;
+                report.keys.bytes += n;
+            }
         }
-    }
-    if fresh_target {
-        copier
-            .write(FileKind::Config, "config", config_bytes)
-            .await?;
+        Ok(())
     }
 
-    // Snapshots missing at the target, for the lag and to know what to hold back.
-    let have_snaps = names(&*to, FileKind::Snapshots).await?;
-    let mut missing_snaps: Vec<Snapshot> = Vec::new();
-    for f in from.list(FileKind::Snapshots).await? {
-        if have_snaps.contains(&f.name) {
-            report.already_present += 1;
-            continue;
+    /// Snapshots missing at the target, for the lag and to know what to hold
+    /// back; records the lag in the report.
+    async fn missing_snapshots(&self, report: &mut ReplicationReport) -> Result<Vec<Snapshot>> {
+        let have_snaps = names(&*self.to, FileKind::Snapshots).await?;
+        let mut missing_snaps: Vec<Snapshot> = Vec::new();
+        for f in self.from.list(FileKind::Snapshots).await? {
+            if have_snaps.contains(&f.name) {
+                report.already_present += 1;
+                continue;
+            }
+            match self.from.read(FileKind::Snapshots, &f.name).await {
+                Ok(data) => match Snapshot::parse(&f.name, &data) {
+                    Ok(s) => missing_snaps.push(s),
+                    Err(_) => report
+                        .corrupt_at_source
+                        .push(format!("snapshots/{}", f.name)),
+                },
+                Err(e) => return Err(e.into()),
+            }
         }
-        match from.read(FileKind::Snapshots, &f.name).await {
-            Ok(data) => match Snapshot::parse(&f.name, &data) {
-                Ok(s) => missing_snaps.push(s),
-                Err(_) => report
-                    .corrupt_at_source
-                    .push(format!("snapshots/{}", f.name)),
-            },
-            Err(e) => return Err(e.into()),
+        if let Some(newest) = missing_snaps.iter().map(|s| s.payload.time).max() {
+            report.lag_seconds = (chrono::Utc::now() - newest.to_utc()).num_seconds().max(0);
+            report.newest_missing = Some(newest.to_rfc3339());
         }
-    }
-    if let Some(newest) = missing_snaps.iter().map(|s| s.payload.time).max() {
-        report.lag_seconds = (chrono::Utc::now() - newest.to_utc()).num_seconds().max(0);
-        report.newest_missing = Some(newest.to_rfc3339());
+        Ok(missing_snaps)
     }
 
-    // Packs.
-    let target_packs: BTreeMap<String, u64> = to
-        .list(FileKind::Packs)
-        .await?
-        .into_iter()
-        .map(|f| (f.name, f.size))
-        .collect();
-    let mut todo = Vec::new();
-    for f in from.list(FileKind::Packs).await? {
-        match target_packs.get(&f.name) {
-            Some(size) if *size == f.size => report.already_present += 1,
-            _ => todo.push(f.name),
-        }
-    }
-    let (packs, stopped) = copier.copy_all(FileKind::Packs, todo, &mut report).await?;
-    report.packs = packs;
-    report.stopped_at_window_end |= stopped;
-    let present: HashSet<Id> = to
-        .list(FileKind::Packs)
-        .await?
-        .into_iter()
-        .filter_map(|f| f.name.parse().ok())
-        .collect();
-
-    // Index files whose packs are all at the target.
-    let have_index = names(&*to, FileKind::Index).await?;
-    let mut todo = Vec::new();
-    for f in from.list(FileKind::Index).await? {
-        if have_index.contains(&f.name) {
-            report.already_present += 1;
-            continue;
-        }
-        let data = from.read(FileKind::Index, &f.name).await?;
-        match IndexFile::parse(&f.name, &data) {
-            Ok(ix) if ix.packs.iter().all(|p| present.contains(&p.id)) => todo.push(f.name),
-            Ok(_) => report.held_back.push(format!("index/{}", f.name)),
-            Err(_) => report.corrupt_at_source.push(format!("index/{}", f.name)),
-        }
-    }
-    let (index, stopped) = copier.copy_all(FileKind::Index, todo, &mut report).await?;
-    report.index = index;
-    report.stopped_at_window_end |= stopped;
-
-    // Snapshots last, oldest first, each only when its packs are there.
-    missing_snaps.sort_by_key(|s| s.payload.time);
-    let mut todo = Vec::new();
-    for s in &missing_snaps {
-        if s.payload.packs.iter().all(|p| present.contains(p)) {
-            todo.push(s.id.to_hex());
-        } else {
-            report
-                .held_back
-                .push(format!("snapshots/{}", s.id.to_hex()));
-        }
-    }
-    let (snaps, stopped) = copier
-        .copy_all(FileKind::Snapshots, todo, &mut report)
-        .await?;
-    report.snapshots = snaps;
-    report.stopped_at_window_end |= stopped;
-    report.corrupt_at_source.sort();
-    report.corrupt_at_source.dedup();
-    for kind in [FileKind::Packs, FileKind::Index, FileKind::Snapshots] {
-        let there = names(&*to, kind).await?;
-        report.left += names(&*from, kind)
+    /// Copies the packs the target lacks (or holds at another size); returns
+    /// the packs present at the target afterwards.
+    async fn copy_packs(&self, report: &mut ReplicationReport) -> Result<HashSet<Id>> {
+        let target_packs: BTreeMap<String, u64> = self
+            .to
+            .list(FileKind::Packs)
             .await?
-            .iter()
-            .filter(|n| !there.contains(*n))
-            .count() as u64;
+            .into_iter()
+            .map(|f| (f.name, f.size))
+            .collect();
+        let mut todo = Vec::new();
+        for f in self.from.list(FileKind::Packs).await? {
+            match target_packs.get(&f.name) {
+                Some(size) if *size == f.size => report.already_present += 1,
+                _ => todo.push(f.name),
+            }
+        }
+        let (packs, stopped) = self.copy_all(FileKind::Packs, todo, report).await?;
+        report.packs = packs;
+        report.stopped_at_window_end |= stopped;
+        Ok(self
+            .to
+            .list(FileKind::Packs)
+            .await?
+            .into_iter()
+            .filter_map(|f| f.name.parse().ok())
+            .collect())
     }
-    Ok(report)
+
+    /// Index files whose packs are all at the target.
+    async fn copy_index(
+        &self,
+        present: &HashSet<Id>,
+        report: &mut ReplicationReport,
+    ) -> Result<()> {
+        let have_index = names(&*self.to, FileKind::Index).await?;
+        let mut todo = Vec::new();
+        for f in self.from.list(FileKind::Index).await? {
+            if have_index.contains(&f.name) {
+                report.already_present += 1;
+                continue;
+            }
+            let data = self.from.read(FileKind::Index, &f.name).await?;
+            match IndexFile::parse(&f.name, &data) {
+                Ok(ix) if ix.packs.iter().all(|p| present.contains(&p.id)) => todo.push(f.name),
+                Ok(_) => report.held_back.push(format!("index/{}", f.name)),
+                Err(_) => report.corrupt_at_source.push(format!("index/{}", f.name)),
+            }
+        }
+        let (index, stopped) = self.copy_all(FileKind::Index, todo, report).await?;
+        report.index = index;
+        report.stopped_at_window_end |= stopped;
+        Ok(())
+    }
+
+    /// Snapshots last, oldest first, each only when its packs are there.
+    async fn copy_snapshots(
+        &self,
+        mut missing_snaps: Vec<Snapshot>,
+        present: &HashSet<Id>,
+        report: &mut ReplicationReport,
+    ) -> Result<()> {
+        missing_snaps.sort_by_key(|s| s.payload.time);
+        let mut todo = Vec::new();
+        for s in &missing_snaps {
+            if s.payload.packs.iter().all(|p| present.contains(p)) {
+                todo.push(s.id.to_hex());
+            } else {
+                report
+                    .held_back
+                    .push(format!("snapshots/{}", s.id.to_hex()));
+            }
+        }
+        let (snaps, stopped) = self.copy_all(FileKind::Snapshots, todo, report).await?;
+        report.snapshots = snaps;
+        report.stopped_at_window_end |= stopped;
+        Ok(())
+    }
+
+    /// Files still missing at the target after this run.
+    async fn count_left(&self, report: &mut ReplicationReport) -> Result<()> {
+        for kind in [FileKind::Packs, FileKind::Index, FileKind::Snapshots] {
+            let there = names(&*self.to, kind).await?;
+            report.left += names(&*self.from, kind)
+                .await?
+                .iter()
+                .filter(|n| !there.contains(*n))
+                .count() as u64;
+        }
+        Ok(())
+    }
 }
 
 async fn names(b: &dyn Backend, kind: FileKind) -> Result<HashSet<String>> {

@@ -154,130 +154,30 @@ impl Writer<'_> {
 
 /// Exports the repository; see the module doc and `docs/format.md`.
 pub async fn export(repo: &Repository, opts: &ExportOptions) -> ExportResult<ExportReport> {
-    let repo_id = repo.config.id.to_hex();
-    let base = match &opts.since {
-        Some(s) => {
-            let m = find_since(opts, s)?;
-            if m.repo_id != repo_id {
-                return Err(ExportError::SinceOfOtherRepository {
-                    export: m.export_id,
-                    expected: repo.config.id.short(),
-                    found: m.repo_id,
-                });
-            }
-            Some(m)
-        }
-        None => None,
-    };
+    let base = base_manifest(repo, opts)?;
     let covered: BTreeSet<String> = base.as_ref().map(Manifest::covered).unwrap_or_default();
-    let now = chrono::Utc::now();
-    let id = new_export_id(now);
+    let id = new_export_id(chrono::Utc::now());
     let dir = export_dir(&opts.to, &id);
-    if !opts.to.is_dir() {
-        return Err(io_err(
-            &opts.to,
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "the directory does not exist (is the disk mounted?)",
-            ),
-        ));
-    }
-    let out = LocalBackend::new(dir.clone());
-    out.create().await?;
-    let mut w = Writer {
-        repo,
-        out,
-        files: Vec::new(),
-        bytes: 0,
-    };
-
-    // Config and keys are small: every export carries them, so any export
-    // tells which repository it belongs to.
-    if let Some(data) = w.read(FileKind::Config, "config").await? {
-        w.put(FileKind::Config, "config", data).await?;
-    }
-    for f in repo.backend().list(FileKind::Keys).await? {
-        if let Some(data) = w.read(FileKind::Keys, &f.name).await? {
-            w.put(FileKind::Keys, &f.name, data).await?;
-        }
-    }
-    let is_new = |kind: FileKind, name: &str| !covered.contains(&format!("{kind}/{name}"));
-
-    // Packs, then the index files and snapshots whose packs are all here or
-    // in an earlier export.
-    let mut have: HashSet<Id> = covered
-        .iter()
-        .filter_map(|c| c.strip_prefix("packs/"))
-        .filter_map(|n| n.parse().ok())
-        .collect();
-    let mut packs = 0;
-    for f in repo.backend().list(FileKind::Packs).await? {
-        let Ok(pid) = f.name.parse::<Id>() else {
-            continue;
-        };
-        if !is_new(FileKind::Packs, &f.name) {
-            continue;
-        }
-        if let Some(data) = w.read(FileKind::Packs, &f.name).await? {
-            w.put(FileKind::Packs, &f.name, data).await?;
-            have.insert(pid);
-            packs += 1;
-        }
-    }
-    let mut index_files_deferred = 0;
-    for f in repo.backend().list(FileKind::Index).await? {
-        if !is_new(FileKind::Index, &f.name) {
-            continue;
-        }
-        let Some(data) = w.read(FileKind::Index, &f.name).await? else {
-            continue;
-        };
-        let idx = IndexFile::parse(&f.name, &data)?;
-        if idx.packs.iter().all(|p| have.contains(&p.id)) {
-            w.put(FileKind::Index, &f.name, data).await?;
-        } else {
-            index_files_deferred += 1;
-        }
-    }
-    let (mut snapshots, mut snapshots_deferred) = (0, 0);
-    for f in repo.backend().list(FileKind::Snapshots).await? {
-        if !is_new(FileKind::Snapshots, &f.name) {
-            continue;
-        }
-        let Some(data) = w.read(FileKind::Snapshots, &f.name).await? else {
-            continue;
-        };
-        let snap = Snapshot::parse(&f.name, &data)?;
-        if snap.payload.packs.iter().all(|p| have.contains(p)) {
-            w.put(FileKind::Snapshots, &f.name, data).await?;
-            snapshots += 1;
-        } else {
-            snapshots_deferred += 1;
-        }
-    }
-
+    let mut w = Writer::open(repo, &opts.to, &dir).await?;
+    w.put_config_and_keys().await?;
+    let (have, packs) = w.put_packs(&covered).await?;
+    let index_files_deferred = w.put_index(&covered, &have).await?;
+    let (snapshots, snapshots_deferred) = w.put_snapshots(&covered, &have).await?;
     let manifest = Manifest {
         format: FORMAT.into(),
         version: 1,
         export_id: id.clone(),
-        repo_id,
+        repo_id: repo.config.id.to_hex(),
         pd: repo.config.pd.clone(),
         created: chrono::Local::now().fixed_offset(),
         since: base.as_ref().map(|b| b.export_id.clone()),
         base_files: covered.into_iter().collect(),
         files: w.files,
     };
+    // The manifest is written last: an export without one is unfinished.
     let body = serde_json::to_vec_pretty(&manifest).expect("serialisable");
     write_atomic(&dir.join(MANIFEST), &body)?;
-
-    let (mut state_copy, mut state_copy_error) = (None, None);
-    if let Some(state) = &opts.state_dir {
-        let p = state.join(format!("{id}.json"));
-        match write_atomic(&p, &body) {
-            Ok(()) => state_copy = Some(p.display().to_string()),
-            Err(e) => state_copy_error = Some(e.to_string()),
-        }
-    }
+    let (state_copy, state_copy_error) = keep_state_copy(opts, &id, &body);
     Ok(ExportReport {
         export_id: id,
         dir: dir.display().to_string(),
@@ -291,4 +191,162 @@ pub async fn export(repo: &Repository, opts: &ExportOptions) -> ExportResult<Exp
         state_copy,
         state_copy_error,
     })
+}
+
+/// The earlier export this one continues (`--since`), refused when it
+/// belongs to another repository.
+fn base_manifest(repo: &Repository, opts: &ExportOptions) -> ExportResult<Option<Manifest>> {
+    let Some(s) = &opts.since else {
+        return Ok(None);
+    };
+    let m = find_since(opts, s)?;
+    if m.repo_id != repo.config.id.to_hex() {
+        return Err(ExportError::SinceOfOtherRepository {
+            export: m.export_id,
+            expected: repo.config.id.short(),
+            found: m.repo_id,
+        });
+    }
+    Ok(Some(m))
+}
+
+/// Keeps a copy of the manifest in the state directory, so a later
+/// `since` works when this export's disk is elsewhere. A failure is
+/// reported, not fatal: the export itself is complete.
+fn keep_state_copy(
+    opts: &ExportOptions,
+    id: &str,
+    body: &[u8],
+) -> (Option<String>, Option<String>) {
+    let Some(state) = &opts.state_dir else {
+        return (None, None);
+    };
+    let p = state.join(format!("{id}.json"));
+    match write_atomic(&p, body) {
+        Ok(()) => (Some(p.display().to_string()), None),
+        Err(e) => (None, Some(e.to_string())),
+    }
+}
+
+/// Whether `kind/name` is not already in the earlier exports.
+fn is_new(covered: &BTreeSet<String>, kind: FileKind, name: &str) -> bool {
+    !covered.contains(&format!("{kind}/{name}"))
+}
+
+/// The stages of one export, in the order that keeps it consistent: packs,
+/// then the index files and snapshots whose packs are all here or in an
+/// earlier export.
+impl<'a> Writer<'a> {
+    async fn open(repo: &'a Repository, to: &Path, dir: &Path) -> ExportResult<Writer<'a>> {
+        if !to.is_dir() {
+            return Err(io_err(
+                to,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the directory does not exist (is the disk mounted?)",
+                ),
+            ));
+        }
+        let out = LocalBackend::new(dir.to_path_buf());
+        out.create().await?;
+        Ok(Writer {
+            repo,
+            out,
+            files: Vec::new(),
+            bytes: 0,
+        })
+    }
+
+    /// Config and keys are small: every export carries them, so any export
+    /// tells which repository it belongs to.
+    async fn put_config_and_keys(&mut self) -> ExportResult<()> {
+        if let Some(data) = self.read(FileKind::Config, "config").await? {
+            self.put(FileKind::Config, "config", data).await?;
+        }
+        for f in self.repo.backend().list(FileKind::Keys).await? {
+            if let Some(data) = self.read(FileKind::Keys, &f.name).await? {
+                self.put(FileKind::Keys, &f.name, data).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies the new packs; returns the packs this export chain holds and
+    /// how many were copied now.
+    async fn put_packs(
+        &mut self,
+        covered: &BTreeSet<String>,
+    ) -> ExportResult<(HashSet<Id>, usize)> {
+        let mut have: HashSet<Id> = covered
+            .iter()
+            .filter_map(|c| c.strip_prefix("packs/"))
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let mut packs = 0;
+        for f in self.repo.backend().list(FileKind::Packs).await? {
+            let Ok(pid) = f.name.parse::<Id>() else {
+                continue;
+            };
+            if !is_new(covered, FileKind::Packs, &f.name) {
+                continue;
+            }
+            if let Some(data) = self.read(FileKind::Packs, &f.name).await? {
+                self.put(FileKind::Packs, &f.name, data).await?;
+                have.insert(pid);
+                packs += 1;
+            }
+        }
+        Ok((have, packs))
+    }
+
+    /// Copies the new index files whose packs are all held; returns how
+    /// many were left for a later export.
+    async fn put_index(
+        &mut self,
+        covered: &BTreeSet<String>,
+        have: &HashSet<Id>,
+    ) -> ExportResult<usize> {
+        let mut deferred = 0;
+        for f in self.repo.backend().list(FileKind::Index).await? {
+            if !is_new(covered, FileKind::Index, &f.name) {
+                continue;
+            }
+            let Some(data) = self.read(FileKind::Index, &f.name).await? else {
+                continue;
+            };
+            let idx = IndexFile::parse(&f.name, &data)?;
+            if idx.packs.iter().all(|p| have.contains(&p.id)) {
+                self.put(FileKind::Index, &f.name, data).await?;
+            } else {
+                deferred += 1;
+            }
+        }
+        Ok(deferred)
+    }
+
+    /// Copies the new snapshots whose packs are all held; returns how many
+    /// were copied and how many left for a later export.
+    async fn put_snapshots(
+        &mut self,
+        covered: &BTreeSet<String>,
+        have: &HashSet<Id>,
+    ) -> ExportResult<(usize, usize)> {
+        let (mut snapshots, mut deferred) = (0, 0);
+        for f in self.repo.backend().list(FileKind::Snapshots).await? {
+            if !is_new(covered, FileKind::Snapshots, &f.name) {
+                continue;
+            }
+            let Some(data) = self.read(FileKind::Snapshots, &f.name).await? else {
+                continue;
+            };
+            let snap = Snapshot::parse(&f.name, &data)?;
+            if snap.payload.packs.iter().all(|p| have.contains(p)) {
+                self.put(FileKind::Snapshots, &f.name, data).await?;
+                snapshots += 1;
+            } else {
+                deferred += 1;
+            }
+        }
+        Ok((snapshots, deferred))
+    }
 }
