@@ -133,29 +133,8 @@ pub fn build(
         site: policy.map(|p| p.dr_store.clone()).unwrap_or_default(),
         files: r.files,
         bytes: r.bytes,
-        verification: Verification {
-            files_checked: r.files_checked,
-            mismatches: r
-                .mismatches
-                .iter()
-                .map(|(path, problem)| Mismatch {
-                    path: path.clone(),
-                    problem: problem.clone(),
-                })
-                .collect(),
-        },
-        check: r.check.as_ref().map(|c| CheckResult {
-            kind: if c.kind == "command" {
-                CheckKind::Command
-            } else {
-                CheckKind::PostgresQuery
-            },
-            run: c.run.clone(),
-            expected: c.expected.clone(),
-            got: c.got.clone(),
-            passed: c.passed,
-            output_excerpt: c.output_excerpt.clone(),
-        }),
+        verification: verification(r),
+        check: r.check.as_ref().map(check_result),
         restore_seconds: r.total_seconds(),
         rto_seconds: d.rto_seconds,
         recovery_point_age_seconds: d.recovery_point_age_seconds,
@@ -173,7 +152,46 @@ pub fn build(
         finished: d.finished.unwrap_or(now),
         generated: now,
     };
-    let extra = match (result, &r.failure) {
+    report.with_verdict(failure_reasons(result, r, message))
+}
+
+fn verification(r: &DrillResult) -> Verification {
+    Verification {
+        files_checked: r.files_checked,
+        mismatches: r
+            .mismatches
+            .iter()
+            .map(|(path, problem)| Mismatch {
+                path: path.clone(),
+                problem: problem.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn check_result(c: &cadang_proto::drill::CheckOutcome) -> CheckResult {
+    CheckResult {
+        kind: if c.kind == "command" {
+            CheckKind::Command
+        } else {
+            CheckKind::PostgresQuery
+        },
+        run: c.run.clone(),
+        expected: c.expected.clone(),
+        got: c.got.clone(),
+        passed: c.passed,
+        output_excerpt: c.output_excerpt.clone(),
+    }
+}
+
+/// Why the drill failed beyond what the verdict measures: no result at
+/// all, or the failure the runner reported.
+fn failure_reasons(
+    result: Option<&DrillResult>,
+    r: &DrillResult,
+    message: &str,
+) -> Vec<FailReason> {
+    match (result, &r.failure) {
         (None, _) => vec![FailReason::RestoreFailed {
             detail: message.to_string(),
         }],
@@ -191,8 +209,7 @@ pub fn build(
             detail: format!("the drill grant was refused by the runner: {detail}"),
         }],
         (_, None) => Vec::new(),
-    };
-    report.with_verdict(extra)
+    }
 }
 
 /// A failure reason in words, for `cadang drill list` (the signed report
