@@ -19,9 +19,9 @@ pub enum Error {
     Exists { path: PathBuf },
     #[error("controller config {path}: {message}")]
     Config { path: PathBuf, message: String },
-    #[error("the controller state {path} is open in another process (a running `cadang controller run`?); stop it, or do this through the API with CADANG_TOKEN")]
+    #[error("the controller state {path} is open in another process, most likely the running controller; do this through the running controller (its API with CADANG_TOKEN), or stop it first")]
     StateBusy { path: PathBuf },
-    #[error("controller state: {0}; the state file may be damaged: restore it from backup or run `cadang controller rebuild`")]
+    #[error("controller state: {0}; the state file may be damaged: the controller's administrator restores it from backup or rebuilds it from the stores (`cadang controller rebuild`)")]
     State(String),
     #[error("certificate: {0}")]
     Certificate(String),

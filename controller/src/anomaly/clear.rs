@@ -16,7 +16,7 @@ use crate::state::users::UserRecord;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClearError {
-    #[error("source {0} has no retention hold in force (nothing to clear); `cadang anomalies --pd PD` lists the holds")]
+    #[error("source {0} has no retention hold in force, so there is nothing to clear; check the source's name: only a source the ransomware early warning flagged is held")]
     NoHold(String),
     #[error("{0}")]
     Forbidden(String),

@@ -113,7 +113,7 @@ pub async fn show(
 
 fn not_found(id: &str) -> ApiErr {
     ApiErr::not_found(format!(
-        "no drill {id} you may see; list them with `cadang drill list`"
+        "there is no drill {id} that you may see; check the id against your list of drills (Reports in the console, or `cadang drill list`)"
     ))
 }
 
@@ -125,7 +125,7 @@ fn signed(app: &App, caller: &Caller, id: &str) -> Result<Vec<u8>, ApiErr> {
         .read(|txn| drills::report(txn, id))?
         .ok_or_else(|| {
             ApiErr::not_found(format!(
-                "drill {id} has no signed report (it failed before it ran: see `cadang drill show {id}`)"
+                "drill {id} has no signed report: it failed before it ran, and its failure reason is in the drill's details"
             ))
         })
 }

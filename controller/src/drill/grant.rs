@@ -34,7 +34,7 @@ fn runner_agent(app: &App, pd: &str, host: &str) -> Result<AgentRecord, ApiErr> 
         .read(|txn| agents::active_for_host(txn, host))?
         .ok_or_else(|| {
             ApiErr::not_found(format!(
-                "no enrolled agent serves host {host}; enroll the drill runner with `cadang controller enroll-token --role drill-runner` first"
+                "no enrolled agent serves host {host}; enroll a drill runner on that host first (with an enrollment token for the drill-runner role), then grant again"
             ))
         })?;
     if agent.role != AgentRole::DrillRunner {
@@ -78,7 +78,7 @@ pub async fn material(
 fn check_envelope(envelope: &str) -> Result<(), ApiErr> {
     if envelope.contains("AGE-SECRET-KEY") {
         return Err(ApiErr::bad_request(
-            "the body holds an identity (AGE-SECRET-KEY); the controller never takes one — seal it with `cadang drill grant`",
+            "the body holds an identity (AGE-SECRET-KEY): refused and not stored. The controller never takes one; seal the identity for the drill runner on your own computer (`cadang drill grant` does this) and send only the envelope",
         ));
     }
     if !envelope
@@ -87,7 +87,7 @@ fn check_envelope(envelope: &str) -> Result<(), ApiErr> {
         || envelope.len() > 64 * 1024
     {
         return Err(ApiErr::bad_request(
-            "the envelope is not an armored age file made by `cadang drill grant`",
+            "the envelope is not an armored age file (-----BEGIN AGE ENCRYPTED FILE-----, at most 64 KiB); seal the grant again on your own computer (`cadang drill grant`)",
         ));
     }
     Ok(())
@@ -105,13 +105,13 @@ pub async fn accept(
     let now = app.clock.now();
     if upload.not_after <= now {
         return Err(ApiErr::bad_request(format!(
-            "the grant would end at {}, which is past; give a validity such as --valid 365d",
+            "the grant would end at {}, which is past; grant again with a validity in the future, e.g. 365 days",
             upload.not_after
         )));
     }
     if upload.not_after > now + Duration::days(MAX_GRANT_DAYS) + Duration::minutes(10) {
         return Err(ApiErr::bad_request(format!(
-            "a drill grant is valid for at most {MAX_GRANT_DAYS} days; grant again with --valid 365d or less"
+            "a drill grant is valid for at most {MAX_GRANT_DAYS} days; grant again for 365 days or less"
         )));
     }
     let agent = runner_agent(app, pd, &upload.runner)?;
@@ -169,7 +169,7 @@ pub async fn revoke(app: &Arc<App>, user: &UserRecord, id: &str) -> Result<Grant
         .read(|txn| drills::grant(txn, id))?
         .ok_or_else(|| {
             ApiErr::not_found(format!(
-                "no drill grant {id}; list them with `cadang drill grants`"
+                "there is no drill grant {id}; check the id against the PD's list of drill grants"
             ))
         })?;
     if !(user.is_custodian_of(&g.view.pd) || user.has("admin")) {

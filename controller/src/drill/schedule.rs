@@ -134,9 +134,9 @@ fn usable_grant(app: &App, policy: &PdPolicy, now: DateTime<Utc>) -> Result<Gran
         .read(|txn| drills::newest_grant(txn, pd))
         .map_err(|e| e.to_string())?;
     Err(match newest {
-        None => format!("PD {pd} has no drill grant: its Wali Data runs `cadang drill grant --pd {pd} --runner HOST --valid 365d`"),
-        Some(g) if g.view.revoked.is_some() => format!("the drill grant {} of PD {pd} was revoked; its Wali Data grants again with `cadang drill grant`", g.view.id),
-        Some(g) if g.view.not_after <= now => format!("the drill grant {} of PD {pd} expired at {}; its Wali Data renews it with `cadang drill grant`", g.view.id, g.view.not_after),
+        None => format!("PD {pd} has no drill grant: its Wali Data must grant restore drills to the PD's drill runner (e.g. for 365 days) before a drill can run"),
+        Some(g) if g.view.revoked.is_some() => format!("the drill grant {} of PD {pd} was revoked; its Wali Data must grant drills again before the next drill can run", g.view.id),
+        Some(g) if g.view.not_after <= now => format!("the drill grant {} of PD {pd} expired at {}; its Wali Data must grant drills again (a new grant) before the next drill can run", g.view.id, g.view.not_after),
         Some(g) => format!("the drill grant {} of PD {pd} is for runner {}, but the policy names runner {}; grant drills to that runner", g.view.id, g.view.runner, runner.unwrap_or("-")),
     })
 }

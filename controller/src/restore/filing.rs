@@ -26,7 +26,7 @@ fn validate(body: &FileRestore) -> Result<u64, ApiErr> {
     let bad = |m: String| Err(ApiErr::bad_request(m));
     if body.reason.trim().is_empty() {
         return bad(
-            "a restore request needs a reason (--reason \"...\"): the Wali Data decides on it"
+            "a restore request needs a reason: the Wali Data decides on it"
                 .into(),
         );
     }
@@ -44,7 +44,7 @@ fn validate(body: &FileRestore) -> Result<u64, ApiErr> {
         RestoreWhat::Paths { paths } => {
             if paths.is_empty() {
                 return bad(
-                    "--path names nothing; leave it out to restore the whole snapshot".into(),
+                    "the list of paths to restore is empty; name at least one path, or restore the whole snapshot".into(),
                 );
             }
             if let Some(p) = paths
@@ -52,16 +52,16 @@ fn validate(body: &FileRestore) -> Result<u64, ApiErr> {
                 .find(|p| !p.starts_with('/') || p.contains('\0'))
             {
                 return bad(format!(
-                    "--path {p:?} must be an absolute path as backed up"
+                    "the path {p:?} must be an absolute path as backed up (starting with /)"
                 ));
             }
         }
         RestoreWhat::Dump { stream, pipe } => {
             if stream.trim().is_empty() || stream.contains('\0') {
-                return bad("--dump needs the stream name of the database source".into());
+                return bad("a database restore needs the stream name of the database source".into());
             }
             if pipe.as_deref().is_some_and(|p| p.trim().is_empty()) {
-                return bad("--pipe is empty".into());
+                return bad("the command to pipe the dump into is empty; give a command, or leave it out".into());
             }
         }
     }
@@ -85,7 +85,7 @@ fn resolve_snapshot(
 ) -> Result<SnapshotEntry, ApiErr> {
     if catalogue.is_empty() {
         return Err(conflict(
-            "the PD has no snapshot in the controller's catalogue yet; back it up first (or run `cadang controller rebuild`)",
+            "the PD has no snapshot in the controller's catalogue yet: wait for its first backup, or, if its repository already holds snapshots, ask the controller's administrator to rebuild the catalogue from the stores",
         ));
     }
     if which == "latest" {
@@ -111,7 +111,7 @@ fn resolve_snapshot(
     match hits.as_slice() {
         [one] => Ok((*one).clone()),
         [] => Err(ApiErr::bad_request(format!(
-            "snapshot {which} is not in the PD's catalogue; list them with `cadang snapshots --pd PD`"
+            "snapshot {which} is not in the PD's catalogue; pick one from the PD's snapshot history (the PD's page in the console, or `cadang snapshots --pd PD`)"
         ))),
         _ => Err(ApiErr::bad_request(format!(
             "snapshot prefix {which} names {} snapshots; give more digits",
@@ -128,7 +128,7 @@ fn restoring_agent(app: &App, host: &str, pd: &str) -> Result<AgentRecord, ApiEr
         .read(|txn| agents::active_for_host(txn, host))?
         .ok_or_else(|| {
             ApiErr::bad_request(format!(
-                "no enrolled agent serves host {host}; enroll one there first (`cadang agent enroll`)"
+                "no enrolled agent serves host {host}; restore to a host whose agent is enrolled, or enroll an agent on that host first"
             ))
         })?;
     if agent.pd != pd {

@@ -74,7 +74,7 @@ pub(crate) fn load(app: &App, id: &str) -> Result<RestoreRecord, ApiErr> {
         .read(|txn| restores::get(txn, id))?
         .ok_or_else(|| {
             ApiErr::not_found(format!(
-                "there is no restore request {id}; list them with `cadang restore list`"
+                "there is no restore request {id}; check the id against Restore requests in the console (or `cadang restore list`)"
             ))
         })
 }
@@ -102,7 +102,7 @@ pub fn check_envelope_text(envelope: &str) -> Result<(), ApiErr> {
     if envelope.to_ascii_uppercase().contains("AGE-SECRET-KEY") {
         return Err(ApiErr::bad_request(
             "the approval body contains an age secret key (AGE-SECRET-KEY): refused and not stored. \
-             The identity must only travel sealed inside the envelope; use `cadang restore approve`, \
+             The identity must only travel sealed inside the envelope; approve in the console (Approve in this browser) or with `cadang restore approve`, \
              and if this key was exposed, treat it as compromised",
         ));
     }
@@ -111,7 +111,7 @@ pub fn check_envelope_text(envelope: &str) -> Result<(), ApiErr> {
         .starts_with("-----BEGIN AGE ENCRYPTED FILE-----")
     {
         return Err(ApiErr::bad_request(
-            "the approval body is not an armored age envelope (-----BEGIN AGE ENCRYPTED FILE-----); use `cadang restore approve`",
+            "the approval body is not an armored age envelope (-----BEGIN AGE ENCRYPTED FILE-----); approve in the console (Approve in this browser) or with `cadang restore approve`",
         ));
     }
     Ok(())
@@ -188,7 +188,7 @@ pub async fn reject(
     let reason = reason.trim().to_string();
     if reason.is_empty() {
         return Err(ApiErr::bad_request(
-            "a rejection needs a reason (--reason \"...\")",
+            "a rejection needs a reason: the requester is told why",
         ));
     }
     expire_overdue(app).await?;

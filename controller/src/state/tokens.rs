@@ -25,7 +25,7 @@ pub struct TokenRecord {
 /// Why a token was refused, in words for the operator at the PD server.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenRefusal {
-    #[error("this enrollment token is unknown to the controller; ask the operator for a new one (`cadang controller enroll-token`)")]
+    #[error("this enrollment token is unknown to the controller (mistyped, or issued by another controller); ask the controller's administrator for a new one")]
     Unknown,
     #[error("this enrollment token was already used (at {0}); tokens work once: ask the operator for a new one")]
     Used(DateTime<Utc>),

@@ -159,7 +159,7 @@ pub fn check_user(name: &str, nip: Option<&str>, roles: &[Role]) -> Result<()> {
         let needs_nip = matches!(role, Role::Operator | Role::Custodian { .. });
         if needs_nip && nip.is_none() {
             return Err(Error::Invalid(format!(
-                "{name} cannot be {}: operators and custodians must have an NIP (18 digits); add it with --nip",
+                "{name} cannot be {}: operators and custodians must have an NIP (18 digits); give the user's NIP, then the role",
                 role.kind()
             )));
         }
@@ -221,7 +221,7 @@ pub fn update(
     let mut users = txn.open_table(USERS)?;
     let mut user: UserRecord = get_json(&users, name)?.ok_or_else(|| {
         Error::Invalid(format!(
-            "there is no user {name:?} (see `cadang user list`)"
+            "there is no user {name:?}; check the name against the list of users (Users in the console, or `cadang user list`)"
         ))
     })?;
     change(&mut user);
