@@ -1,7 +1,9 @@
 //! Report routes: make a compliance summary from the state
 //! (`POST /api/v1/reports/compliance`), list the signed reports
-//! (`GET /api/v1/reports`) and download one as JSON, PDF or HTML
-//! (`GET /api/v1/reports/{id}`). Custodians see and make their PDs' only.
+//! (`GET /api/v1/reports`: compliance summaries and drill reports) and
+//! download a summary as JSON, PDF or HTML (`GET /api/v1/reports/{id}`;
+//! drill reports keep their own `/api/v1/drills/{id}/report.*`, which the
+//! list links to). Custodians see and make their PDs' only.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use crate::audit::{AuditLog, NewEntry};
 use crate::report::compliance::{self, Inputs};
 use crate::report::stored::{self, StoredReport};
 use crate::report::{Lang, SignedDocument, SigningKey};
+use crate::state::drills::{DrillRecord, DrillState};
 use crate::state::jobs::{self, JobFilter};
 use crate::state::pds;
 use crate::state::users::UserRecord;
@@ -68,12 +71,25 @@ pub struct ReportMade {
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReportItem {
+    /// The report id; for a drill report, the drill's id.
     pub id: String,
+    /// `compliance-summary` or `drill-report`.
     pub kind: String,
     pub pd: Option<String>,
+    /// When it was made; for a drill report, when the drill finished.
     pub generated: DateTime<Utc>,
+    /// Who asked for it (audit actor); for a drill report, the runner agent.
     pub by: String,
+    /// Stores that hold it. Not recorded for drill reports (written to the
+    /// PD's repository at both sites; a failure is logged).
     pub published: Vec<String>,
+    /// Drill reports: whether the drill passed. `None` for other kinds.
+    #[serde(default)]
+    pub passed: Option<bool>,
+    /// Where the signed JSON is downloaded (add `?format=pdf|html` for a
+    /// summary; a drill report has `report.pdf` and `report.html` beside it).
+    #[serde(default)]
+    pub download: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -280,27 +296,57 @@ fn read_inputs(
 }
 
 #[utoipa::path(get, path = "/api/v1/reports", tag = "reports", security(("bearer" = [])),
-    responses((status = 200, description = "Signed reports the caller may see, newest first", body = ReportList)))]
+    responses((status = 200, description = "Signed reports the caller may see (compliance summaries and drill reports), newest first", body = ReportList)))]
 pub async fn list(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<ReportList> {
     let user = caller.person()?.clone();
-    let all = app.state.read(stored::list)?;
-    Ok(Json(ReportList {
-        reports: all
-            .into_iter()
-            .filter(|r| may_see(&user, r.pd.as_deref()))
-            .map(|r| ReportItem {
-                id: r.id,
-                kind: r.kind,
-                pd: r.pd,
-                generated: r.generated,
-                by: r.by,
-                published: r.published,
-            })
-            .collect(),
-    }))
+    let summaries = app.state.read(stored::list)?;
+    let drills = crate::drill::list(&app, &user)?;
+    let mut reports: Vec<ReportItem> = summaries
+        .into_iter()
+        .filter(|r| may_see(&user, r.pd.as_deref()))
+        .map(summary_item)
+        .chain(drills.iter().filter_map(drill_item))
+        .collect();
+    reports.sort_by(|a, b| b.generated.cmp(&a.generated).then(b.id.cmp(&a.id)));
+    Ok(Json(ReportList { reports }))
+}
+
+fn summary_item(r: StoredReport) -> ReportItem {
+    ReportItem {
+        download: REPORT_PATH.replace("{id}", &r.id),
+        id: r.id,
+        kind: r.kind,
+        pd: r.pd,
+        generated: r.generated,
+        by: r.by,
+        published: r.published,
+        passed: None,
+    }
+}
+
+/// A drill that has its signed report (a queued drill, or one that failed
+/// before it ran, has none yet and is not a report).
+fn drill_item(d: &DrillRecord) -> Option<ReportItem> {
+    if !d.has_report {
+        return None;
+    }
+    Some(ReportItem {
+        id: d.id.clone(),
+        kind: crate::report::signed::KIND_DRILL.into(),
+        pd: Some(d.pd.clone()),
+        generated: d.finished.unwrap_or(d.created),
+        by: d
+            .runner_agent_id
+            .as_deref()
+            .map(crate::audit::entry::agent_actor)
+            .unwrap_or_else(|| d.runner.clone()),
+        published: Vec::new(),
+        passed: Some(d.state == DrillState::Passed),
+        download: super::drills::REPORT_JSON.replace("{id}", &d.id),
+    })
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/{id}", tag = "reports", security(("bearer" = [])),

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
@@ -33,6 +33,7 @@ use sha2::Digest;
 use crate::api::App;
 use crate::audit::NewEntry;
 use crate::config::SsoSettings;
+use crate::report::Lang;
 use crate::state::users::UserRecord;
 use crate::state::{sessions, users};
 
@@ -309,7 +310,8 @@ fn ready(slot: &SsoSlot) -> Result<Arc<Sso>, OidcError> {
 
 /// `GET /console/sso/login`: to the provider.
 #[utoipa::path(get, path = "/console/sso/login", tag = "console", responses((status = 303, description = "To the OpenID provider's login page (flow cookie set)"), (status = 404, description = "Single sign-on is not set up"), (status = 502, description = "The provider cannot be reached or answers nonsense")))]
-pub async fn login(State(slot): State<SsoSlot>) -> Response {
+pub async fn login(State(slot): State<SsoSlot>, uri: Uri, headers: HeaderMap) -> Response {
+    let lang = super::i18n::from_request(uri.query(), &headers);
     let begun = match ready(&slot) {
         Ok(sso) => sso.begin().await,
         Err(e) => Err(e),
@@ -324,7 +326,7 @@ pub async fn login(State(slot): State<SsoSlot>) -> Response {
             ],
         )
             .into_response(),
-        Err(e) => failure(e),
+        Err(e) => failure(e, lang),
     }
 }
 
@@ -347,22 +349,24 @@ pub struct CallbackQuery {
 #[utoipa::path(get, path = "/console/sso/callback", tag = "console", responses((status = 200, description = "Signed in: session cookie set, the page moves on to the console"), (status = 400, description = "The login expired or did not start in this browser"), (status = 403, description = "Refused: invalid ID token, or no cadang user for this person (audited)")))]
 pub async fn callback(
     State(slot): State<SsoSlot>,
+    uri: Uri,
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
+    let lang = super::i18n::from_request(uri.query(), &headers);
     let finished = match ready(&slot) {
         Ok(sso) => finish(&sso, &headers, q).await,
         Err(e) => Err(e),
     };
     let user = match finished {
         Ok(u) => u,
-        Err(e) => return failure(e),
+        Err(e) => return failure(e, lang),
     };
     let Ok(sso) = ready(&slot) else {
-        return failure(OidcError::Flow);
+        return failure(OidcError::Flow, lang);
     };
     match super::login::open_session(&sso.app, &user, "sso", AFTER_LOGIN).await {
-        Ok(opened) => landing(opened),
+        Ok(opened) => landing(opened, lang),
         Err(e) => e.into_response(),
     }
 }
@@ -372,17 +376,20 @@ pub async fn callback(
 /// that started on another site a `SameSite=Strict` cookie is not sent, so
 /// a 303 to the fleet page would arrive without the new session. A
 /// navigation this page starts is same-site, and carries it.
-fn landing(opened: Response) -> Response {
+fn landing(opened: Response, lang: Lang) -> Response {
     let cookies: Vec<header::HeaderValue> = opened
         .headers()
         .get_all(header::SET_COOKIE)
         .iter()
         .cloned()
         .collect();
+    let t = super::i18n::catalogue(lang);
     let body = format!(
-        "<!doctype html><html lang=\"id\"><meta charset=\"utf-8\">\
+        "<!doctype html><html lang=\"{}\"><meta charset=\"utf-8\">\
          <meta http-equiv=\"refresh\" content=\"0;url={AFTER_LOGIN}\"><title>cadang</title>\
-         <p><a href=\"{AFTER_LOGIN}\">Lanjut ke konsol / Continue to the console</a></p></html>"
+         <p><a href=\"{AFTER_LOGIN}\">{}</a></p></html>",
+        lang.code(),
+        escape(&t.m("login.sso_continue"))
     );
     let mut resp = (
         StatusCode::OK,
@@ -447,9 +454,19 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// A refusal page: what happened (Bahasa Indonesia, then English) and the
-/// way back to the password login.
-fn failure(e: OidcError) -> Response {
+#[derive(askama::Template)]
+#[template(path = "console/sso_refusal.html")]
+struct SsoRefusal<'a> {
+    t: &'a super::i18n::Catalogue,
+    lang: &'static str,
+    /// The error, as written for the operator (and the audit log).
+    message: String,
+}
+
+/// A refusal page in the browser's language (`?lang=`, the language
+/// cookie, else Indonesian): what happened, and the way back to the
+/// password login.
+fn failure(e: OidcError, lang: Lang) -> Response {
     let status = match &e {
         OidcError::Refused(_) | OidcError::Token(_) => StatusCode::FORBIDDEN,
         OidcError::Flow => StatusCode::BAD_REQUEST,
@@ -458,21 +475,14 @@ fn failure(e: OidcError) -> Response {
         OidcError::Setup(_) | OidcError::State(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     tracing::warn!(error = %e, "SSO login failed");
-    let msg = escape(&e.to_string());
-    let body = format!(
-        "<!doctype html><html lang=\"id\"><meta charset=\"utf-8\"><title>SSO</title>\
-         <h1>Masuk dengan SSO gagal / SSO sign-in failed</h1><p id=\"sso-error\">{msg}</p>\
-         <p><a href=\"/console/login\">Masuk dengan kata sandi / Sign in with a password</a></p></html>"
-    );
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body,
-    )
-        .into_response()
+    let page = SsoRefusal {
+        t: super::i18n::catalogue(lang),
+        lang: lang.code(),
+        message: e.to_string(),
+    };
+    // Askama escapes `message`; the fallback is plain text, escaped here.
+    let body = askama::Template::render(&page).unwrap_or_else(|_| escape(&e.to_string()));
+    super::page::html(status, body, None)
 }
 
 fn escape(s: &str) -> String {

@@ -123,6 +123,25 @@ struct RestorePage<'a> {
     can_cancel: bool,
     material_href: String,
     approve_href: String,
+    /// Reload after this many seconds (see [`refreshes`]).
+    refresh: Option<u32>,
+}
+
+/// How often a restore request's page reloads itself while it moves.
+pub const REFRESH_SECONDS: u32 = 10;
+
+/// Whether the page of a request in `state` reloads itself: while it waits
+/// for the Wali Data, for the agent, or runs, so that whoever watches sees
+/// it move without pressing F5. Never while the page shows the approve and
+/// reject forms (`deciding`): a reload would wipe a passphrase or a reason
+/// being typed. A `<meta http-equiv="refresh">`, so no script is needed and
+/// the console's CSP stays as it is.
+pub fn refreshes(state: RestoreState, deciding: bool) -> bool {
+    let moving = matches!(
+        state,
+        RestoreState::Pending | RestoreState::Approved | RestoreState::Running
+    );
+    moving && !deciding
 }
 
 #[utoipa::path(get, path = "/console/restores/{id}", tag = "console", params(("id" = String, Path, description = "Request id")), responses((status = 200, description = "HTML page", content_type = "text/html", body = String), (status = 403, description = "Another PD's request")))]
@@ -192,6 +211,7 @@ pub async fn detail(
         ));
     }
     let pending = r.state == RestoreState::Pending;
+    let can_decide = pending && s.user.is_custodian_of(&r.pd);
     let p = RestorePage {
         t,
         f: Frame::new(
@@ -199,7 +219,8 @@ pub async fn detail(
             &format!("/console/restores/{}", page::url_encode(&id)),
             "restore.one",
         ),
-        can_decide: pending && s.user.is_custodian_of(&r.pd),
+        can_decide,
+        refresh: refreshes(r.state, can_decide).then_some(REFRESH_SECONDS),
         can_cancel: s.user.has_any(&["admin", "operator"])
             && (pending || (r.state == RestoreState::Approved && r.delivered.is_none())),
         material_href: paths::with_id(paths::MATERIAL, &r.id),
