@@ -8,6 +8,17 @@
 #   run 1: the local chunk index is built from index/ (cold cache dir)
 #   run 2: warm cache; merges the one index file run 1 wrote
 #   run 3: warm cache again
+# then, on the same repository (issue 11: prune and check <= 40 B RSS a chunk):
+#   check            keyless structure check (every index entry against its
+#                    pack's trailer, ranged reads)
+#   check --read-data   the same plus every pack re-hashed
+#   prune            a real prune (there is no dry run): REFERENCED % of each
+#                    index file's packs are listed by snapshots, the rest are
+#                    garbage, so it deletes packs and rewrites every index file
+#   check            again, after the prune
+# The synthetic packs are real (64-byte random chunks, encrypted, real
+# trailers, named by their hash); snapshots list packs, their trees are not
+# written (prune and the keyless check never open a tree).
 #   bash bench/index.sh
 #   CHUNKS=1000000 PER_PACK=16 bash bench/index.sh   # many small packs
 #   BUILD=0 ...     # use the release binaries already built
@@ -19,6 +30,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CHUNKS="${CHUNKS:-5000000}"
 PER_PACK="${PER_PACK:-16384}"   # chunks per synthetic pack (16 MiB packs of ~1 KiB chunks)
 PER_FILE="${PER_FILE:-4}"       # packs per index file (what a backup writes: every 4 packs)
+REFERENCED="${REFERENCED:-75}"  # % of each index file's packs a snapshot lists
 cd "$ROOT"
 if [ "${BUILD:-1}" = 1 ]; then
   cargo build --release --quiet -p cadang
@@ -35,7 +47,7 @@ export CADANG_PASSPHRASE="bench passphrase" CADANG_SCRYPT_LOG_N=10
 "$BIN" repo init --repo "$WORK/repo" --pd BENCH --agent-credentials "$WORK/agent.json" \
   --chunk-min 64 --chunk-avg 256 --chunk-max 1024 > /dev/null
 gen_start=$(date +%s.%N)
-"$GEN" "$WORK/repo" "$CHUNKS" "$PER_PACK" "$PER_FILE" > "$WORK/gen.txt"
+"$GEN" "$WORK/repo" "$CHUNKS" "$PER_PACK" "$PER_FILE" "$WORK/agent.json" "$REFERENCED" > "$WORK/gen.txt"
 gen_s=$(echo "$(date +%s.%N) - $gen_start" | bc)
 index_bytes=$(du -sb "$WORK/repo/index" | cut -f1)
 head -c 1048576 /dev/urandom > "$WORK/src/one.bin"
@@ -51,9 +63,37 @@ read -r rss1 wall1 < <(run 1)
 read -r rss2 wall2 < <(run 2)
 read -r rss3 wall3 < <(run 3)
 cache_bytes=$(du -sb "$WORK/cache/chunk-index" | cut -f1)
+packs_bytes=$(du -sb "$WORK/repo/packs" | cut -f1)
+
+timed() {  # timed NAME CMD...: runs CMD, prints "max_rss_kib wall_s exit"
+  local name=$1; shift
+  sync
+  set +e
+  /usr/bin/time -f "%M %e" -o "$WORK/time-$name.txt" "$@" > "$WORK/$name.json" 2> "$WORK/$name.err"
+  local rc=$?
+  set -e
+  echo "$(cat "$WORK/time-$name.txt" | tail -1) $rc"
+}
+read -r rss_c wall_c rc_c < <(timed check "$BIN" check --repo "$WORK/repo" --credentials "$WORK/agent.json" --json)
+read -r rss_r wall_r rc_r < <(timed check-read "$BIN" check --repo "$WORK/repo" --credentials "$WORK/agent.json" --read-data --json)
+read -r rss_p wall_p rc_p < <(timed prune "$BIN" prune --repo "$WORK/repo" --json)
+read -r rss_a wall_a rc_a < <(timed check-after "$BIN" check --repo "$WORK/repo" --credentials "$WORK/agent.json" --json)
 
 python3 - "$WORK" <<PY | tee "$ROOT/bench/work/index.json"
 import json
+def op(name, rss, wall, rc, keys):
+    try:
+        r = json.load(open("$WORK/" + name + ".json"))
+    except Exception as e:
+        r = {"unreadable": str(e)}
+    d = {"max_rss_mib": round(rss / 1024, 1), "wall_s": wall, "exit": rc,
+         "rss_bytes_per_chunk": round(rss * 1024 / $CHUNKS, 1)}
+    for k in keys:
+        v = r.get(k)
+        d[k] = len(v) if isinstance(v, list) else v
+    return d
+check_keys = ["packs", "index_files", "snapshots", "trailers_checked", "packs_read", "unreferenced_packs", "errors", "warnings"]
+prune_keys = ["newly_marked", "deleted_packs", "rewritten_index_files", "deferred_marks"]
 out = {
   "date": "$(date -u '+%Y-%m-%d %H:%M UTC')",
   "indexed_chunks": $CHUNKS, "chunks_per_pack": $PER_PACK, "packs_per_index_file": $PER_FILE,
@@ -63,7 +103,12 @@ out = {
   "run1_cold_cache": {"max_rss_mib": round($rss1 / 1024, 1), "wall_s": $wall1},
   "run2_warm_cache": {"max_rss_mib": round($rss2 / 1024, 1), "wall_s": $wall2},
   "run3_warm_cache": {"max_rss_mib": round($rss3 / 1024, 1), "wall_s": $wall3},
-  "targets": {"max_rss_mib": 64, "warm_wall_s": 1.0},
+  "packs_mib": round($packs_bytes / 2**20, 1), "referenced_percent": $REFERENCED,
+  "check": op("check", $rss_c, $wall_c, $rc_c, check_keys),
+  "check_read_data": op("check-read", $rss_r, $wall_r, $rc_r, check_keys),
+  "prune": op("prune", $rss_p, $wall_p, $rc_p, prune_keys),
+  "check_after_prune": op("check-after", $rss_a, $wall_a, $rc_a, check_keys),
+  "targets": {"max_rss_mib": 64, "warm_wall_s": 1.0, "prune_check_rss_bytes_per_chunk": 40},
 }
 print(json.dumps(out, indent=2))
 PY

@@ -1,74 +1,125 @@
-//! Bench-only: fills a local repository's `index/` with valid index files
-//! for synthetic packs, so a repository with millions of indexed chunks
-//! exists in seconds instead of a multi-terabyte backup (bench/index.sh).
+//! Bench-only: fills a local repository with valid index files for
+//! synthetic packs, so a repository with millions of indexed chunks exists
+//! in seconds instead of a multi-terabyte backup (bench/index.sh).
 //!
 //!   synth_index STORE_DIR CHUNKS [CHUNKS_PER_PACK] [PACKS_PER_INDEX_FILE]
+//!               [CREDENTIALS REFERENCED_PERCENT]
 //!
-//! Chunk ids are random (as keyed BLAKE3 ids are). Each pack also gets a
-//! sparse placeholder file of its indexed size under `packs/`, so listings
-//! look like a real repository's; the placeholders hold no data, so only
-//! keyless, index-level operations make sense on the result (backup
-//! deduplication, prune planning), never restore or `check --read-data`.
+//! Without CREDENTIALS each pack is a sparse placeholder file of its indexed
+//! size (random chunk ids): only the local chunk index can be measured on
+//! it. With an agent credential file the packs are real: 64-byte random
+//! chunks, ids keyed with the repository secret, encrypted to the PD's
+//! recipient, with real trailers, named by their hash — so `check` (keyless,
+//! `--read-data`) verifies them like any pack. Then snapshots, signed by
+//! the agent, list REFERENCED_PERCENT of the packs (one snapshot per index
+//! file, listing that share of its packs, like one backup each); the other
+//! packs are garbage for `prune` to remove. The snapshots' trees are not written: prune and the
+//! keyless check work from the packs a snapshot lists and never open a tree
+//! (only `check --deep` does, which this bench does not measure).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cadang_core::backend::{Backend, FileKind, LocalBackend};
 use cadang_core::index::{IndexFile, IndexPack};
-use cadang_core::pack::{BlobEntry, BlobKind, Compression};
+use cadang_core::keys::Credentials;
+use cadang_core::pack::{BlobEntry, BlobKind, Compression, PackBuilder};
+use cadang_core::snapshot::{Snapshot, SnapshotBody, SnapshotMeta, SnapshotStats};
+use cadang_core::tree::FileName;
 use cadang_core::Id;
+
+/// Chunk length of real synthetic packs (the smallest `repo init` allows).
+const REAL_LEN: usize = 64;
+
+struct Plan {
+    store: PathBuf,
+    chunks: u64,
+    per_pack: u64,
+    per_file: u64,
+    real: Option<(Credentials, u64)>,
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
-        eprintln!("usage: synth_index STORE_DIR CHUNKS [CHUNKS_PER_PACK] [PACKS_PER_INDEX_FILE]");
+        eprintln!("usage: synth_index STORE_DIR CHUNKS [CHUNKS_PER_PACK] [PACKS_PER_INDEX_FILE] [CREDENTIALS REFERENCED_PERCENT]");
         std::process::exit(2);
     }
+    let fail = |m: String| -> ! {
+        eprintln!("synth_index: {m}");
+        std::process::exit(2)
+    };
     let number = |i: usize, default: u64| -> u64 {
         args.get(i).map_or(default, |a| {
-            a.parse().unwrap_or_else(|_| {
-                eprintln!("{a:?} is not a number");
-                std::process::exit(2)
-            })
+            a.parse()
+                .unwrap_or_else(|_| fail(format!("{a:?} is not a number")))
         })
     };
-    let store = PathBuf::from(&args[1]);
-    let (chunks, per_pack, per_file) = (number(2, 0), number(3, 16_384), number(4, 4));
+    let real = args.get(5).map(|path| {
+        let data = std::fs::read(path).unwrap_or_else(|e| fail(format!("{path}: {e}")));
+        let c = Credentials::from_json(&data).unwrap_or_else(|e| fail(format!("{path}: {e}")));
+        (c, number(6, 75).min(100))
+    });
+    let plan = Plan {
+        store: PathBuf::from(&args[1]),
+        chunks: number(2, 0),
+        per_pack: number(3, 16_384).max(1),
+        per_file: number(4, 4).max(1),
+        real,
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
-    if let Err(e) = rt.block_on(generate(&store, chunks, per_pack.max(1), per_file.max(1))) {
+    if let Err(e) = rt.block_on(generate(&plan)) {
         eprintln!("synth_index: {e}");
         std::process::exit(1);
     }
 }
 
-async fn generate(store: &Path, chunks: u64, per_pack: u64, per_file: u64) -> Result<(), String> {
-    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(store.to_path_buf()));
-    let (mut made, mut files) = (0u64, 0u64);
-    while made < chunks {
+async fn generate(plan: &Plan) -> Result<(), String> {
+    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(plan.store.clone()));
+    let (mut made, mut files, mut snapshots, mut referenced) = (0u64, 0u64, 0u64, 0u64);
+    while made < plan.chunks {
         let mut packs = Vec::new();
-        for _ in 0..per_file {
-            if made >= chunks {
+        for _ in 0..plan.per_file {
+            if made >= plan.chunks {
                 break;
             }
-            let n = per_pack.min(chunks - made);
-            packs.push(synthetic_pack(store, n)?);
+            let n = plan.per_pack.min(plan.chunks - made);
+            let pack = match &plan.real {
+                Some((c, _)) => real_pack(&*backend, c, n).await?,
+                None => placeholder_pack(&plan.store, n)?,
+            };
+            packs.push(pack);
             made += n;
         }
+        let ids: Vec<Id> = packs.iter().map(|p| p.id).collect();
         let (id, data) = IndexFile::new(packs).encode();
         backend
             .write_new(FileKind::Index, &id.to_hex(), data)
             .await
             .map_err(|e| e.to_string())?;
         files += 1;
+        if let Some((c, percent)) = &plan.real {
+            // Each index file's packs were written by one "backup", whose
+            // snapshot keeps the first REFERENCED_PERCENT of them: prune then
+            // rewrites every index file (its worst case), not just deletes.
+            let keep = (ids.len() as u64 * percent).div_ceil(100) as usize;
+            if keep > 0 {
+                referenced += keep as u64;
+                write_snapshot(&*backend, c, files, ids[..keep].to_vec()).await?;
+                snapshots += 1;
+            }
+        }
     }
-    println!("{made} chunks in {files} index files");
+    println!(
+        "{made} chunks in {files} index files, {snapshots} snapshots listing {referenced} packs"
+    );
     Ok(())
 }
 
-fn synthetic_pack(store: &Path, blobs: u64) -> Result<IndexPack, String> {
+fn placeholder_pack(store: &Path, blobs: u64) -> Result<IndexPack, String> {
     const LEN: u32 = 300;
     let entries: Vec<BlobEntry> = (0..blobs)
         .map(|i| BlobEntry {
@@ -92,4 +143,71 @@ fn synthetic_pack(store: &Path, blobs: u64) -> Result<IndexPack, String> {
         size,
         blobs: entries,
     })
+}
+
+/// A real pack of `blobs` random chunks, written to the store.
+async fn real_pack(
+    backend: &dyn Backend,
+    c: &Credentials,
+    blobs: u64,
+) -> Result<IndexPack, String> {
+    let recipient = c.recipient().map_err(|e| e.to_string())?;
+    let mut b = PackBuilder::new(BlobKind::Data, recipient, 1).map_err(|e| e.to_string())?;
+    let mut chunk = [0u8; REAL_LEN];
+    for _ in 0..blobs {
+        for part in chunk.chunks_mut(32) {
+            part.copy_from_slice(&Id::random().0);
+        }
+        b.add(c.repo_secret.chunk_id(&chunk), &chunk)
+            .map_err(|e| e.to_string())?;
+    }
+    let sealed = b
+        .seal()
+        .map_err(|e| e.to_string())?
+        .ok_or("an empty pack")?;
+    let size = sealed.data.len() as u64;
+    backend
+        .write_new(FileKind::Packs, &sealed.id.to_hex(), sealed.data)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(IndexPack {
+        id: sealed.id,
+        size,
+        blobs: sealed.blobs,
+    })
+}
+
+async fn write_snapshot(
+    backend: &dyn Backend,
+    c: &Credentials,
+    n: u64,
+    packs: Vec<Id>,
+) -> Result<(), String> {
+    let meta = SnapshotMeta {
+        host: format!("synth-{n}"),
+        tags: vec!["synthetic".into()],
+        agent: c.agent_name.clone(),
+    };
+    let body = SnapshotBody {
+        paths: vec![FileName::from(format!("/synthetic/{n}").as_bytes())],
+        tree: Id::random(),
+        stdin_command: None,
+        excludes: Vec::new(),
+    };
+    let (id, data) = Snapshot::create(
+        c.repo_id,
+        chrono::Local::now().fixed_offset(),
+        packs,
+        SnapshotStats::default(),
+        &meta,
+        &body,
+        &c.repo_secret,
+        &c.recipient().map_err(|e| e.to_string())?,
+        &c.agent_key().map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    backend
+        .write_new(FileKind::Snapshots, &id.to_hex(), data)
+        .await
+        .map_err(|e| e.to_string())
 }
