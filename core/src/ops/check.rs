@@ -18,15 +18,14 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::backend::{BackendError, FileKind};
+use crate::backend::FileKind;
 use crate::certify::TrustAnchors;
 use crate::error::Result;
 use crate::id::Id;
-use crate::index::IndexFile;
 use crate::keys::DataIdentity;
-use crate::pack::BlobEntry;
 use crate::repository::{BlobReader, Repository, IDENTITY_FILE, SECRET_FILE};
 use crate::snapshot::Snapshot;
+use trailers::Indexed;
 
 pub enum ReadData {
     None,
@@ -74,13 +73,6 @@ impl CheckReport {
     }
 }
 
-/// What the index files say about each pack: per index file naming it, the
-/// size and entries it records.
-#[derive(Default)]
-pub(crate) struct Indexed {
-    pub by_pack: HashMap<Id, Vec<(String, u64, Vec<BlobEntry>)>>,
-}
-
 /// The check as before certified signers: trust anchors come only from the
 /// identity, when `deep` gives one.
 pub async fn check(
@@ -96,9 +88,13 @@ pub async fn check_with(repo: &Repository, opts: CheckOptions<'_>) -> Result<Che
     let mut r = CheckReport::default();
     key_files(repo, &mut r).await?;
     let packs = list_packs(repo, &mut r).await?;
-    let indexed = load_index_files(repo, &packs, &mut r).await?;
+    // Index files one at a time, each pack's trailer compared as its file
+    // is read: memory per pack, not per chunk.
+    let mut indexed = trailers::stream_index_files(repo, &packs, &mut r).await?;
     let snapshots = check_snapshots(repo, &packs, &indexed, &mut r).await?;
     signers::check_signers(repo, &snapshots, &opts.trust, &mut r).await?;
+    r.errors.append(&mut indexed.trailer_problems);
+    r.warnings.append(&mut indexed.trailer_warnings);
 
     let read = if opts.deep.is_some() {
         ReadData::All
@@ -110,10 +106,8 @@ pub async fn check_with(repo: &Repository, opts: CheckOptions<'_>) -> Result<Che
         Some(identity) => Some(BlobReader::new(repo, identity).await?),
         None => None,
     };
-    // Packs read whole are compared with the index from their bytes; the
-    // rest through ranged reads of their trailers.
-    let read_set: HashSet<&String> = selected.iter().collect();
-    trailers::cross_check_ranged(repo, &packs, &indexed, &read_set, &mut r).await?;
+    // Packs read whole are re-hashed and their trailers checked against
+    // their real layout; the index was compared with every trailer above.
     let verified = deep::read_packs(repo, selected, &indexed, reader.as_ref(), &mut r).await;
 
     if let Some(reader) = &reader {
@@ -147,50 +141,6 @@ async fn list_packs(repo: &Repository, r: &mut CheckReport) -> Result<HashMap<St
     Ok(packs)
 }
 
-/// Parses every index file and compares each pack it lists with the store.
-async fn load_index_files(
-    repo: &Repository,
-    packs: &HashMap<String, u64>,
-    r: &mut CheckReport,
-) -> Result<Indexed> {
-    let b = repo.backend();
-    let mut indexed = Indexed::default();
-    for f in b.list(FileKind::Index).await? {
-        r.index_files += 1;
-        let data = match b.read(FileKind::Index, &f.name).await {
-            Ok(d) => d,
-            Err(BackendError::NotFound { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let idx = match IndexFile::parse(&f.name, &data) {
-            Ok(idx) => idx,
-            Err(e) => {
-                r.errors.push(e.to_string());
-                continue;
-            }
-        };
-        for p in idx.packs {
-            match packs.get(&p.id.to_hex()) {
-                None => r.errors.push(format!(
-                    "pack {} (listed in index/{}) is missing",
-                    p.id, f.name
-                )),
-                Some(&size) if size != p.size => r.errors.push(format!(
-                    "pack {} has size {size}, but index/{} records {}",
-                    p.id, f.name, p.size
-                )),
-                Some(_) => {}
-            }
-            indexed
-                .by_pack
-                .entry(p.id)
-                .or_default()
-                .push((f.name.clone(), p.size, p.blobs));
-        }
-    }
-    Ok(indexed)
-}
-
 /// Every snapshot parses, belongs here, and lists packs that exist and
 /// that some index names (restore finds blobs only through the index).
 async fn check_snapshots(
@@ -217,7 +167,7 @@ async fn check_snapshots(
                     "snapshot {} needs pack {p}, which is missing",
                     s.id.short()
                 ));
-            } else if !indexed.by_pack.contains_key(p) {
+            } else if !indexed.packs.contains(p) {
                 r.errors.push(format!(
                     "snapshot {} needs pack {p}, which is in no index",
                     s.id.short()

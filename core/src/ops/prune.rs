@@ -144,11 +144,41 @@ pub async fn prune(repo: &Repository) -> Result<PruneReport> {
     result
 }
 
-async fn prune_locked(repo: &Repository) -> Result<PruneReport> {
-    let b = repo.backend();
-    let mut report = PruneReport::default();
+/// What one prune decided and did so far; the stages below fill it in.
+struct Sweep {
+    report: PruneReport,
+    /// Marks every live backup has seen, with their packs.
+    marks: Vec<(String, PruneMark)>,
+    swept: Vec<String>,
+    /// Packs to delete: marked, swept, and still unreferenced.
+    doomed: HashSet<Id>,
+    /// Packs that must stay (retention on them or on an index naming them).
+    locked_packs: HashSet<Id>,
+}
 
-    // 1. Mark packs that no snapshot needs and no earlier mark holds.
+impl Sweep {
+    fn keep_locked(&mut self) {
+        let locked = &self.locked_packs;
+        self.doomed.retain(|p| !locked.contains(p));
+    }
+}
+
+async fn prune_locked(repo: &Repository) -> Result<PruneReport> {
+    let mut report = PruneReport::default();
+    mark_unreferenced(repo, &mut report).await?;
+    let mut sweep = plan_sweep(repo, report).await?;
+    keep_retained_packs(repo, &mut sweep).await?;
+    let rewrite = index_files_to_rewrite(repo, &mut sweep).await?;
+    // Index first, then packs: a crash in between leaves unindexed garbage
+    // (removed next time), never an index pointing at nothing.
+    rewrite_index_files(repo, &rewrite, &mut sweep).await?;
+    delete_packs(repo, &mut sweep).await?;
+    delete_swept_marks(repo, sweep).await
+}
+
+/// Stage 1: marks the packs that no snapshot needs and no earlier mark holds.
+async fn mark_unreferenced(repo: &Repository, report: &mut PruneReport) -> Result<()> {
+    let b = repo.backend();
     let referenced = referenced_packs(repo).await?;
     let marks = lock::read_marks(b.as_ref()).await?;
     let already: HashSet<Id> = marks
@@ -162,19 +192,24 @@ async fn prune_locked(repo: &Repository) -> Result<PruneReport> {
         .filter_map(|f| f.name.parse::<Id>().ok())
         .filter(|id| !referenced.contains(id) && !already.contains(id))
         .collect();
-    if !candidates.is_empty() {
-        report.newly_marked = candidates.len();
-        let mark = PruneMark {
-            created: chrono::Local::now().fixed_offset(),
-            packs: candidates,
-        };
-        let data = serde_json::to_vec(&mark).expect("serialisable");
-        b.write_new(FileKind::Pending, &Id::of_bytes(&data).to_hex(), data)
-            .await?;
+    if candidates.is_empty() {
+        return Ok(());
     }
+    report.newly_marked = candidates.len();
+    let mark = PruneMark {
+        created: chrono::Local::now().fixed_offset(),
+        packs: candidates,
+    };
+    let data = serde_json::to_vec(&mark).expect("serialisable");
+    b.write_new(FileKind::Pending, &Id::of_bytes(&data).to_hex(), data)
+        .await?;
+    Ok(())
+}
 
-    // 2. Sweep every mark that all live backups have seen. Locks are read
-    //    before snapshots: a backup that finished in between is visible.
+/// Stage 2: the marks every live backup has seen are swept. Locks are read
+/// before snapshots: a backup that finished in between is visible.
+async fn plan_sweep(repo: &Repository, mut report: PruneReport) -> Result<Sweep> {
+    let b = repo.backend();
     let marks = lock::read_marks(b.as_ref()).await?;
     let live: Vec<lock::LockInfo> = lock::read_locks(b.as_ref())
         .await?
@@ -193,85 +228,119 @@ async fn prune_locked(repo: &Repository) -> Result<PruneReport> {
         if blockers.is_empty() {
             doomed.extend(m.packs.iter().filter(|p| !referenced.contains(p)));
             swept.push(name.clone());
-        } else {
-            report.deferred_marks += 1;
-            for l in blockers {
-                let who = format!(
-                    "{} backup on {} (pid {}) since {}",
-                    l.kind, l.host, l.pid, l.created
-                );
-                if !report.deferred_by.contains(&who) {
-                    report.deferred_by.push(who);
-                }
+            continue;
+        }
+        report.deferred_marks += 1;
+        for l in blockers {
+            let who = format!(
+                "{} backup on {} (pid {}) since {}",
+                l.kind, l.host, l.pid, l.created
+            );
+            if !report.deferred_by.contains(&who) {
+                report.deferred_by.push(who);
             }
         }
     }
+    Ok(Sweep {
+        report,
+        marks,
+        swept,
+        doomed,
+        locked_packs: HashSet::new(),
+    })
+}
 
-    // 3. Retention: a locked pack stays, and so do its index entries. An
-    //    index file that cannot be deleted keeps every pack it lists, so no
-    //    index is left pointing at a deleted pack.
-    let mut locked_packs: HashSet<Id> = HashSet::new();
-    for p in &doomed {
+/// Stage 3: a pack under retention stays, and so do its index entries.
+async fn keep_retained_packs(repo: &Repository, sweep: &mut Sweep) -> Result<()> {
+    let b = repo.backend();
+    for p in &sweep.doomed {
         if let Some(t) = b.retained_until(FileKind::Packs, &p.to_hex()).await? {
-            locked_packs.insert(*p);
-            report.locked.push(LockedFile {
+            sweep.locked_packs.insert(*p);
+            sweep.report.locked.push(LockedFile {
                 kind: FileKind::Packs.to_string(),
                 name: p.to_hex(),
                 until: rfc3339(t),
             });
         }
     }
-    doomed.retain(|p| !locked_packs.contains(p));
-    let mut rewrite = Vec::new();
-    if !doomed.is_empty() {
-        for f in b.list(FileKind::Index).await? {
-            let data = match b.read(FileKind::Index, &f.name).await {
-                Ok(d) => d,
-                Err(BackendError::NotFound { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let Ok(idx) = IndexFile::parse(&f.name, &data) else {
-                continue;
-            };
-            if !idx.packs.iter().any(|p| doomed.contains(&p.id)) {
-                continue;
-            }
-            if let Some(t) = b.retained_until(FileKind::Index, &f.name).await? {
-                for p in &idx.packs {
-                    if doomed.contains(&p.id) {
-                        locked_packs.insert(p.id);
-                    }
-                }
-                report.locked.push(LockedFile {
-                    kind: FileKind::Index.to_string(),
-                    name: f.name.clone(),
-                    until: rfc3339(t),
-                });
-                continue;
-            }
-            rewrite.push((f.name, idx));
-        }
-    }
-    doomed.retain(|p| !locked_packs.contains(p));
+    sweep.keep_locked();
+    Ok(())
+}
 
-    // 4. Index first, then packs: a crash in between leaves unindexed
-    //    garbage (removed next time), never an index pointing at nothing.
-    for (name, idx) in rewrite {
-        if !idx.packs.iter().any(|p| doomed.contains(&p.id)) {
+/// Stage 4: the index files naming a doomed pack. One file is in memory at
+/// a time and only names are kept (prune's memory is per pack and per
+/// index file, never per chunk); they are read again when rewritten. An
+/// index file that cannot be deleted keeps every pack it lists, so no index
+/// is left pointing at a deleted pack.
+async fn index_files_to_rewrite(repo: &Repository, sweep: &mut Sweep) -> Result<Vec<String>> {
+    let b = repo.backend();
+    let mut rewrite = Vec::new();
+    if sweep.doomed.is_empty() {
+        return Ok(rewrite);
+    }
+    for f in b.list(FileKind::Index).await? {
+        let data = match b.read(FileKind::Index, &f.name).await {
+            Ok(d) => d,
+            Err(BackendError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let Ok(idx) = IndexFile::parse(&f.name, &data) else {
+            continue;
+        };
+        drop(data);
+        if !idx.packs.iter().any(|p| sweep.doomed.contains(&p.id)) {
+            continue;
+        }
+        if let Some(t) = b.retained_until(FileKind::Index, &f.name).await? {
+            for p in &idx.packs {
+                if sweep.doomed.contains(&p.id) {
+                    sweep.locked_packs.insert(p.id);
+                }
+            }
+            sweep.report.locked.push(LockedFile {
+                kind: FileKind::Index.to_string(),
+                name: f.name.clone(),
+                until: rfc3339(t),
+            });
+            continue;
+        }
+        rewrite.push(f.name);
+    }
+    sweep.keep_locked();
+    Ok(rewrite)
+}
+
+/// Stage 5: each index file naming a doomed pack is replaced by one without
+/// it (new file first, old deleted after).
+async fn rewrite_index_files(repo: &Repository, names: &[String], sweep: &mut Sweep) -> Result<()> {
+    let b = repo.backend();
+    for name in names {
+        // Index files are immutable and named by their hash, and the prune
+        // lock keeps other prunes out: this is the file seen in stage 4.
+        let data = match b.read(FileKind::Index, name).await {
+            Ok(d) => d,
+            Err(BackendError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let idx = IndexFile::parse(name, &data)?;
+        drop(data);
+        if !idx.packs.iter().any(|p| sweep.doomed.contains(&p.id)) {
             // Only packs kept for a locked index file: nothing to change.
             continue;
         }
-        let (gone, keep): (Vec<_>, Vec<_>) =
-            idx.packs.into_iter().partition(|p| doomed.contains(&p.id));
+        let (gone, keep): (Vec<_>, Vec<_>) = idx
+            .packs
+            .into_iter()
+            .partition(|p| sweep.doomed.contains(&p.id));
         if !keep.is_empty() {
             write_index(repo, keep).await?;
         }
-        match b.delete(FileKind::Index, &name).await {
+        match b.delete(FileKind::Index, name).await {
             Ok(()) | Err(BackendError::NotFound { .. }) => {}
             // Locked since we asked: it still lists these packs, so they stay.
             Err(BackendError::Locked { kind, name, until }) => {
-                locked_packs.extend(gone.iter().map(|p| p.id));
-                report.locked.push(LockedFile {
+                sweep.locked_packs.extend(gone.iter().map(|p| p.id));
+                sweep.report.locked.push(LockedFile {
                     kind: kind.to_string(),
                     name,
                     until,
@@ -280,23 +349,29 @@ async fn prune_locked(repo: &Repository) -> Result<PruneReport> {
             }
             Err(e) => return Err(e.into()),
         }
-        report.rewritten_index_files += 1;
+        sweep.report.rewritten_index_files += 1;
     }
-    doomed.retain(|p| !locked_packs.contains(p));
-    for p in &doomed {
+    sweep.keep_locked();
+    Ok(())
+}
+
+/// Stage 6: the doomed packs go.
+async fn delete_packs(repo: &Repository, sweep: &mut Sweep) -> Result<()> {
+    let b = repo.backend();
+    for p in &sweep.doomed {
         let name = p.to_hex();
         let size = b.stat(FileKind::Packs, &name).await?.unwrap_or(0);
         match b.delete(FileKind::Packs, &name).await {
             Ok(()) => {
-                report.deleted_packs += 1;
-                report.deleted_bytes += size;
+                sweep.report.deleted_packs += 1;
+                sweep.report.deleted_bytes += size;
             }
             Err(BackendError::NotFound { .. }) => {}
             // Its index entries are gone already: it is now unindexed
             // garbage that a later prune removes once the lock expires.
             Err(BackendError::Locked { kind, name, until }) => {
-                locked_packs.insert(*p);
-                report.locked.push(LockedFile {
+                sweep.locked_packs.insert(*p);
+                sweep.report.locked.push(LockedFile {
                     kind: kind.to_string(),
                     name,
                     until,
@@ -305,17 +380,26 @@ async fn prune_locked(repo: &Repository) -> Result<PruneReport> {
             Err(e) => return Err(e.into()),
         }
     }
-    // A mark whose packs could not all go stays for a later prune.
-    let swept: Vec<String> = swept
-        .into_iter()
-        .filter(|name| {
-            marks
-                .iter()
-                .find(|(n, _)| n == name)
-                .is_none_or(|(_, m)| !m.packs.iter().any(|p| locked_packs.contains(p)))
-        })
-        .collect();
-    for name in swept {
+    Ok(())
+}
+
+/// Stage 7: swept marks are deleted, except one whose packs could not all
+/// go: it stays for a later prune.
+async fn delete_swept_marks(repo: &Repository, sweep: Sweep) -> Result<PruneReport> {
+    let Sweep {
+        mut report,
+        marks,
+        swept,
+        locked_packs,
+        ..
+    } = sweep;
+    let done = swept.into_iter().filter(|name| {
+        marks
+            .iter()
+            .find(|(n, _)| n == name)
+            .is_none_or(|(_, m)| !m.packs.iter().any(|p| locked_packs.contains(p)))
+    });
+    for name in done {
         if let Deleted::Locked(l) = delete_unless_locked(repo, FileKind::Pending, &name).await? {
             report.locked.push(l);
         }
