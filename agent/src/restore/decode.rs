@@ -128,6 +128,10 @@ pub(super) fn unreadable(
 /// Decodes the chunks of one pack (sorted by offset) and sends them to the
 /// writer. The plaintext is decrypted as the chunks are read, never held
 /// whole: a lane holds the stored pack and one chunk.
+///
+/// `buf` is the lane's buffer for one stored blob, kept from pack to pack:
+/// a fresh one per pack grew (and, above glibc's mmap threshold, faulted in)
+/// up to the largest chunk every time.
 pub(super) fn decode_pack(
     pack: &Id,
     bytes: &PackBytes,
@@ -135,6 +139,7 @@ pub(super) fn decode_pack(
     chunks: Vec<Chunk>,
     secret: &RepoSecret,
     to: &ToWriter,
+    buf: &mut Vec<u8>,
 ) -> Result<PackOutcome, RestoreError> {
     let stream = match bytes {
         PackBytes::Whole(stored) => pack::open_stream(stored, identity),
@@ -146,13 +151,13 @@ pub(super) fn decode_pack(
     };
     let mut zstd = zstd::bulk::Decompressor::new()
         .map_err(|e| RestoreError::Internal(format!("cannot start a zstd decoder: {e}")))?;
-    let mut buf = Vec::new();
     let mut out = PackOutcome::default();
     for c in chunks {
         let entry = c.loc.entry(c.id);
         let raw = to.spare.try_recv().unwrap_or_default();
-        let data = match pack::read_blob(&mut stream, &entry, &mut buf)
-            .and_then(|s| decode_chunk(&mut zstd, s, &entry, secret, raw))
+        let data = match pack::read_blob(&mut stream, &entry, buf)
+            .map(|_| ())
+            .and_then(|()| decode_chunk(&mut zstd, buf, &entry, secret, raw))
         {
             Ok(d) => {
                 out.bytes += d.len() as u64 * c.places.len() as u64;
@@ -179,9 +184,13 @@ pub(super) fn decode_pack(
 /// same checks: stored and raw lengths as the entry says (the raw length is
 /// bounded by `check_entry` before it sizes the buffer), and the content
 /// hashes to the chunk's keyed id.
-fn decode_chunk(
+///
+/// A chunk stored uncompressed is not copied: `stored` itself becomes the
+/// chunk and `raw`'s buffer takes its place for the next blob (incompressible
+/// scans and images are a quarter of the dense bench's bytes).
+pub(super) fn decode_chunk(
     zstd: &mut zstd::bulk::Decompressor<'static>,
-    stored: &[u8],
+    stored: &mut Vec<u8>,
     entry: &BlobEntry,
     secret: &RepoSecret,
     mut raw: Vec<u8>,
@@ -197,14 +206,15 @@ fn decode_chunk(
     pack::check_entry(entry, u64::MAX).map_err(Error::Corrupt)?;
     raw.clear();
     match entry.compression {
-        Compression::None => raw.extend_from_slice(stored),
+        Compression::None => std::mem::swap(stored, &mut raw),
         Compression::Zstd => {
             // The Vec's capacity bounds the output: a frame that inflates
             // past the claimed length is an error, not an allocation.
             raw.reserve(entry.raw_length as usize);
-            zstd.decompress_to_buffer(stored, &mut raw).map_err(|e| {
-                Error::Corrupt(format!("blob {} does not decompress: {e}", entry.id))
-            })?;
+            zstd.decompress_to_buffer(&stored[..], &mut raw)
+                .map_err(|e| {
+                    Error::Corrupt(format!("blob {} does not decompress: {e}", entry.id))
+                })?;
         }
     }
     if raw.len() != entry.raw_length as usize {

@@ -146,6 +146,8 @@ async fn read_pack(
 }
 
 async fn lane(l: &Lanes<'_, '_>) -> Result<(), RestoreError> {
+    // One stored blob at a time, the buffer kept by the lane (see decode_pack).
+    let mut scratch: Vec<u8> = Vec::new();
     loop {
         let next = l.queue.lock().expect("not poisoned").next();
         let Some((pack, chunks)) = next else {
@@ -159,11 +161,19 @@ async fn lane(l: &Lanes<'_, '_>) -> Result<(), RestoreError> {
         };
         let (secret, identity) = (l.secret.clone(), l.reader.identity().clone());
         // Sending to the writer may wait for it: on a blocking thread.
-        let result: PackOutcome = blocking(move || match read {
-            Ok(bytes) => decode::decode_pack(&pack, &bytes, &identity, chunks, &secret, &to_writer),
-            Err(e) => decode::unreadable(&pack, &e.to_string(), chunks, &to_writer),
+        let mut buf = std::mem::take(&mut scratch);
+        let (result, buf) = blocking(move || {
+            let r = match read {
+                Ok(bytes) => decode::decode_pack(
+                    &pack, &bytes, &identity, chunks, &secret, &to_writer, &mut buf,
+                ),
+                Err(e) => decode::unreadable(&pack, &e.to_string(), chunks, &to_writer),
+            };
+            (r, buf)
         })
-        .await??;
+        .await?;
+        let result: PackOutcome = result?;
+        scratch = buf;
         l.progress.pack_done(result.bytes);
         let mut out = l.outcome.lock().expect("not poisoned");
         out.errors.extend(result.errors);
