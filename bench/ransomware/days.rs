@@ -97,77 +97,83 @@ fn of_kind(files: &[PathBuf], kinds: &[Kind]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Applies day `day`'s work to the dataset under `root`.
+/// Applies day `day`'s work to the dataset under `root`. The stages draw
+/// from one random sequence in a fixed order, so a seed gives the same day.
 pub fn apply(root: &Path, seed: u64, day: u64, kind: Day) {
     let mut rng = Rng::for_(seed, "day", day);
     let files = dataset::files(root);
+    ordinary_work(&mut rng, root, &files, day, kind);
+    special_work(&mut rng, root, &files, day, kind);
+    rewrite_vm_blocks(&mut rng, root);
+    grow_dump(&mut rng, root);
+}
+
+/// Ordinary work, as mutate_dataset.py: 2% edited, 1% appended, ~0.8%
+/// new and deleted, a few office documents saved again.
+fn ordinary_work(rng: &mut Rng, root: &Path, files: &[PathBuf], day: u64, kind: Day) {
     let n = files.len();
     let quiet = if kind == Day::Weekend { 0.2 } else { 1.0 };
-    let texts = of_kind(&files, &[Kind::Text, Kind::Csv, Kind::Json]);
-    let office = of_kind(&files, &[Kind::Office]);
-
-    // Ordinary work, as mutate_dataset.py: 2% edited, 1% appended, ~0.8%
-    // new and deleted, a few office documents saved again.
+    let texts = of_kind(files, &[Kind::Text, Kind::Csv, Kind::Json]);
+    let office = of_kind(files, &[Kind::Office]);
     let scaled = |share: f64| ((n as f64 * share * quiet).round() as usize).max(1);
     for p in rng.sample(&texts, scaled(0.02)) {
-        edit_in_place(&mut rng, &p);
+        edit_in_place(rng, &p);
     }
     for p in rng.sample(&texts, scaled(0.01)) {
-        append(&mut rng, &p);
+        append(rng, &p);
     }
     for p in rng.sample(&office, scaled(0.005)) {
-        let data = dataset::content(&mut rng, Kind::Office, &p);
+        let data = dataset::content(rng, Kind::Office, &p);
         dataset::replace(&p, &data);
     }
-    let deletable = of_kind(&files, &[Kind::Text, Kind::Csv, Kind::Json, Kind::Office]);
+    let deletable = of_kind(files, &[Kind::Text, Kind::Csv, Kind::Json, Kind::Office]);
     for p in rng.sample(&deletable, scaled(0.008)) {
         let _ = std::fs::remove_file(&p);
     }
     new_files(
-        &mut rng,
+        rng,
         root,
         day,
         scaled(0.008),
         &["txt", "txt", "csv", "json", "docx"],
         "dokumen",
     );
+}
 
+/// The work of a month's end, a software update or a scan import.
+fn special_work(rng: &mut Rng, root: &Path, files: &[PathBuf], day: u64, kind: Day) {
+    let n = files.len();
     match kind {
         Day::MonthEnd => {
             new_files(
-                &mut rng,
+                rng,
                 root,
                 day,
                 n / 10,
                 &["xlsx", "pdf", "docx"],
                 "dokumen/laporan",
             );
-            let csv = of_kind(&files, &[Kind::Csv]);
+            let csv = of_kind(files, &[Kind::Csv]);
             for p in rng.sample(&csv, csv.len() * 4 / 10) {
-                let data = dataset::content(&mut rng, Kind::Csv, &p);
+                let data = dataset::content(rng, Kind::Csv, &p);
                 dataset::replace(&p, &data);
             }
         }
         Day::SoftwareUpdate => {
-            for p in of_kind(&files, &[Kind::Binary, Kind::Jar]) {
-                let data = dataset::content(&mut rng, dataset::kind_of(&p), &p);
+            for p in of_kind(files, &[Kind::Binary, Kind::Jar]) {
+                let data = dataset::content(rng, dataset::kind_of(&p), &p);
                 dataset::replace(&p, &data);
             }
         }
         Day::ScanImport => {
-            new_files(
-                &mut rng,
-                root,
-                day,
-                n / 4,
-                &["pdf", "jpg"],
-                "arsip/scan/impor",
-            );
+            new_files(rng, root, day, n / 4, &["pdf", "jpg"], "arsip/scan/impor");
         }
         Day::Ordinary | Day::Weekend => {}
     }
+}
 
-    // The VM image: a few blocks rewritten in place with random bytes.
+/// The VM image: a few blocks rewritten in place with random bytes.
+fn rewrite_vm_blocks(rng: &mut Rng, root: &Path) {
     let vm = root.join("vm/srv-aplikasi-01.img");
     if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&vm) {
         use std::io::{Seek, SeekFrom, Write};
@@ -178,9 +184,11 @@ pub fn apply(root: &Path, seed: u64, day: u64, kind: Day) {
             f.write_all(&rng.bytes(16 * 1024)).unwrap();
         }
     }
+}
 
-    // The nightly dump: rows inserted where the first table ends, the file
-    // written anew (a fresh dump replaces yesterday's).
+/// The nightly dump: rows inserted where the first table ends, the file
+/// written anew (a fresh dump replaces yesterday's).
+fn grow_dump(rng: &mut Rng, root: &Path) {
     let dump = root.join("db/dump_siak.sql");
     if let Ok(data) = std::fs::read(&dump) {
         let mark = b"\\.\n--\n-- riwayat_layanan";
@@ -188,7 +196,7 @@ pub fn apply(root: &Path, seed: u64, day: u64, kind: Day) {
             .windows(mark.len())
             .position(|w| w == mark)
             .unwrap_or(data.len());
-        let rows = dataset::csv_rows(&mut rng, (data.len() / 100).max(4096));
+        let rows = dataset::csv_rows(rng, (data.len() / 100).max(4096));
         let mut out = Vec::with_capacity(data.len() + rows.len());
         out.extend_from_slice(&data[..at]);
         out.extend_from_slice(&rows);

@@ -101,6 +101,17 @@ impl Backup {
 /// Runs a whole plan: day 0 (first backup), the ordinary days, the attack
 /// nights, and optionally one ordinary day after.
 pub async fn run(plan: &Plan) -> Run {
+    let (mut run, b) = setup(plan).await;
+    for night in nights(plan) {
+        let touched = run.change_tree(plan, &night);
+        let (summary, ms) = b.run(&run.root).await;
+        run.record(plan, night, summary, ms, touched);
+    }
+    run
+}
+
+/// The dataset and an empty repository, in a new temporary directory.
+async fn setup(plan: &Plan) -> (Run, Backup) {
     std::env::set_var("CADANG_SCRYPT_LOG_N", "10");
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("srv");
@@ -120,8 +131,8 @@ pub async fn run(plan: &Plan) -> Run {
         credentials: init.credentials.to_json(),
         cache: tmp.path().join("cache"),
     };
-    let mut run = Run {
-        root: root.clone(),
+    let run = Run {
+        root,
         repo,
         rows: Vec::new(),
         observations: Vec::new(),
@@ -130,10 +141,28 @@ pub async fn run(plan: &Plan) -> Run {
         attack_start: None,
         tmp,
     };
-    let mut nights: Vec<(u64, String, Option<Attack>, u64)> = Vec::new();
-    nights.push((0, "first backup".into(), None, 0));
+    (run, b)
+}
+
+/// One night of the plan: what happens to the tree before its backup.
+struct Night {
+    day: u64,
+    what: String,
+    attack: Option<Attack>,
+    /// Which night of the attack (0 for the first).
+    night: u64,
+}
+
+fn nights(plan: &Plan) -> Vec<Night> {
+    let night = |day, what: String, attack, night| Night {
+        day,
+        what,
+        attack,
+        night,
+    };
+    let mut nights = vec![night(0, "first backup".into(), None, 0)];
     for day in 1..=plan.days {
-        nights.push((
+        nights.push(night(
             day,
             days::kind_of_day(day, plan.days).name().into(),
             None,
@@ -142,7 +171,7 @@ pub async fn run(plan: &Plan) -> Run {
     }
     if let Some(a) = plan.attack {
         for n in 0..a.nights() {
-            nights.push((
+            nights.push(night(
                 plan.days + 1 + n,
                 format!("ATTACK {}", a.name()),
                 Some(a),
@@ -150,7 +179,7 @@ pub async fn run(plan: &Plan) -> Run {
             ));
         }
         if plan.day_after {
-            nights.push((
+            nights.push(night(
                 plan.days + 1 + a.nights(),
                 "ordinary (after the attack)".into(),
                 None,
@@ -158,37 +187,60 @@ pub async fn run(plan: &Plan) -> Run {
             ));
         }
     }
-    for (day, what, attack, night) in nights {
-        let touched = match attack {
+    nights
+}
+
+impl Run {
+    /// The day's ordinary work and/or the attack; returns the files the
+    /// attack touched.
+    fn change_tree(&mut self, plan: &Plan, n: &Night) -> Option<usize> {
+        match n.attack {
             Some(a) => {
-                run.attack_start.get_or_insert(run.rows.len());
+                self.attack_start.get_or_insert(self.rows.len());
                 if a.with_ordinary_work() {
-                    days::apply(&root, plan.seed, day, Day::Ordinary);
+                    days::apply(&self.root, plan.seed, n.day, Day::Ordinary);
                 }
-                Some(attacks::apply(&root, plan.seed, a, night))
+                Some(attacks::apply(&self.root, plan.seed, a, n.night))
             }
-            None if day > 0 => {
-                days::apply(&root, plan.seed, day, days::kind_of_day(day, plan.days));
+            None if n.day > 0 => {
+                days::apply(
+                    &self.root,
+                    plan.seed,
+                    n.day,
+                    days::kind_of_day(n.day, plan.days),
+                );
                 None
             }
             None => None,
-        };
-        let (summary, ms) = b.run(&root).await;
-        let snapshot = summary.snapshot.to_hex();
-        if attack.is_none() && run.attack_start.is_none() && day + 3 > plan.days {
-            run.digests.push((snapshot.clone(), dataset::digest(&root)));
         }
-        run.observations.push(Observation {
+    }
+
+    /// The night's signals through the verdict, and its row of figures.
+    fn record(
+        &mut self,
+        plan: &Plan,
+        n: Night,
+        summary: cadang_agent::BackupSummary,
+        ms: u128,
+        touched: Option<usize>,
+    ) {
+        let snapshot = summary.snapshot.to_hex();
+        if n.attack.is_none() && self.attack_start.is_none() && n.day + 3 > plan.days {
+            self.digests
+                .push((snapshot.clone(), dataset::digest(&self.root)));
+        }
+        self.observations.push(Observation {
             snapshot: snapshot.clone(),
-            time: Utc.with_ymd_and_hms(2026, 10, 1, 19, 0, 0).unwrap() + Duration::days(day as i64),
+            time: Utc.with_ymd_and_hms(2026, 10, 1, 19, 0, 0).unwrap()
+                + Duration::days(n.day as i64),
             signals: summary.signals.expect("signals are measured"),
         });
-        run.verdicts = anomaly::evaluate(&run.observations, &Thresholds::default());
-        let v = run.verdicts.last().unwrap();
-        let s = &run.observations.last().unwrap().signals;
-        run.rows.push(Row {
-            day,
-            what,
+        self.verdicts = anomaly::evaluate(&self.observations, &Thresholds::default());
+        let v = self.verdicts.last().unwrap();
+        let s = &self.observations.last().unwrap().signals;
+        self.rows.push(Row {
+            day: n.day,
+            what: n.what,
             snapshot,
             files: s.files_total,
             new: s.files_new,
@@ -206,7 +258,6 @@ pub async fn run(plan: &Plan) -> Run {
             backup_ms: ms,
         });
     }
-    run
 }
 
 /// The figures as a Markdown table.

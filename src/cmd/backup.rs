@@ -59,6 +59,24 @@ pub async fn run(a: BackupArgs) -> Result<u8> {
     // Ctrl-C stops the backup at a safe point through this guard (see interrupt.rs).
     let store = interrupt::guard(crate::store::open_store(&a.repo.repo)?);
     let repo = Arc::new(cadang_core::Repository::open(store.clone()).await?);
+    let json = a.json;
+    let (source, opts) = source_and_options(a, &creds.agent_name)?;
+    let progress = Arc::new(Progress::default());
+    let ticker = ui::stderr_is_terminal().then(|| start_ticker(&source, progress.clone()));
+    let job = async { Ok(cadang_agent::backup(repo, creds, source, opts, progress).await?) };
+    let result = interrupt::until_signal("backup", std::slice::from_ref(&store), job).await;
+    if let Some(t) = ticker {
+        t.abort();
+        eprint!("\r\x1b[K");
+    }
+    match result? {
+        Ended::Finished(summary) => print_summary(&summary, json),
+        Ended::Interrupted(code) => Ok(code),
+    }
+}
+
+/// What to back up (paths, or a command's output) and how.
+fn source_and_options(a: BackupArgs, agent: &str) -> Result<(Source, BackupOptions)> {
     let source = match (a.stdin_name, a.stdin_from) {
         (Some(name), Some(command)) => Source::Command { name, command },
         _ if a.paths.is_empty() => {
@@ -68,7 +86,7 @@ pub async fn run(a: BackupArgs) -> Result<u8> {
     };
     let opts = BackupOptions {
         host: a.host.unwrap_or_else(cadang_core::lock::hostname),
-        agent: creds.agent_name.clone(),
+        agent: agent.to_string(),
         tags: a.tags,
         excludes: a.excludes,
         cache_dir: if a.no_cache {
@@ -80,47 +98,43 @@ pub async fn run(a: BackupArgs) -> Result<u8> {
             .map(|n| n.get())
             .unwrap_or(2),
     };
-    let progress = Arc::new(Progress::default());
+    Ok((source, opts))
+}
+
+/// Shows files, bytes, rate and (once the sources are summed beside the
+/// backup) an ETA on the terminal every half second, until aborted.
+fn start_ticker(source: &Source, progress: Arc<Progress>) -> tokio::task::JoinHandle<()> {
     let total = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let ticker = ui::stderr_is_terminal().then(|| {
-        if let Source::Paths(p) = &source {
-            let (paths, total) = (p.clone(), total.clone());
-            std::thread::spawn(move || scan_total(&paths, &total));
-        }
-        let (progress, total) = (progress.clone(), total.clone());
-        tokio::spawn(async move {
-            let start = Instant::now();
-            loop {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let done = progress.bytes.load(Ordering::Relaxed);
-                let secs = start.elapsed().as_secs_f64().max(0.001);
-                let rate = done as f64 / secs;
-                let t = total.load(Ordering::Relaxed);
-                let eta = if t > done && rate > 0.0 {
-                    format!(", ETA {}s", ((t - done) as f64 / rate) as u64)
-                } else {
-                    String::new()
-                };
-                eprint!(
-                    "\r\x1b[K{} files, {} ({}/s){eta}",
-                    progress.files.load(Ordering::Relaxed),
-                    ui::human_bytes(done),
-                    ui::human_bytes(rate as u64)
-                );
-            }
-        })
-    });
-    let job = async { Ok(cadang_agent::backup(repo, creds, source, opts, progress).await?) };
-    let result = interrupt::until_signal("backup", std::slice::from_ref(&store), job).await;
-    if let Some(t) = ticker {
-        t.abort();
-        eprint!("\r\x1b[K");
+    if let Source::Paths(p) = source {
+        let (paths, total) = (p.clone(), total.clone());
+        std::thread::spawn(move || scan_total(&paths, &total));
     }
-    let summary = match result? {
-        Ended::Finished(s) => s,
-        Ended::Interrupted(code) => return Ok(code),
-    };
-    if a.json {
+    tokio::spawn(async move {
+        let start = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let done = progress.bytes.load(Ordering::Relaxed);
+            let secs = start.elapsed().as_secs_f64().max(0.001);
+            let rate = done as f64 / secs;
+            let t = total.load(Ordering::Relaxed);
+            let eta = if t > done && rate > 0.0 {
+                format!(", ETA {}s", ((t - done) as f64 / rate) as u64)
+            } else {
+                String::new()
+            };
+            eprint!(
+                "\r\x1b[K{} files, {} ({}/s){eta}",
+                progress.files.load(Ordering::Relaxed),
+                ui::human_bytes(done),
+                ui::human_bytes(rate as u64)
+            );
+        }
+    })
+}
+
+/// Prints the summary; the exit code says whether every item was read.
+fn print_summary(summary: &cadang_agent::BackupSummary, json: bool) -> Result<u8> {
+    if json {
         ui::print_json(&serde_json::json!({
             "snapshot": summary.snapshot.to_hex(),
             "files": summary.stats.files,

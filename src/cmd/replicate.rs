@@ -65,50 +65,17 @@ fn window_left(window: &str, now: NaiveTime) -> Result<Option<Duration>> {
 }
 
 pub async fn replicate(a: ReplicateArgs) -> Result<u8> {
-    let limiter = match &a.bwlimit {
-        Some(r) => Some(Arc::new(RateLimiter::new(parse_rate(r).ok_or_else(
-            || anyhow::anyhow!("--bwlimit {r:?} is not a rate; write e.g. 20MiB/s or 500KiB/s"),
-        )?))),
-        None => None,
+    let limiter = limiter(&a)?;
+    let deadline = match window_deadline(&a)? {
+        Window::Open(deadline) => deadline,
+        Window::Closed(w) => return print_outside_window(&a, &w),
     };
-    let deadline = match &a.window {
-        Some(w) => match window_left(w, Local::now().time())? {
-            Some(left) => Some(tokio::time::Instant::now() + left),
-            None => {
-                if a.json {
-                    ui::print_json(&serde_json::json!({
-                        "outside_window": true, "window": w, "copied": 0
-                    }))?;
-                } else {
-                    println!("outside the replication window {w} (local time): nothing copied");
-                }
-                return Ok(ui::EXIT_OK);
-            }
-        },
-        None => None,
-    };
-    let from = open_store(&a.from)?;
-    // The target store paces its own writes (an S3 target in 64 KiB
-    // slices, a directory file by file), so replicate itself does not.
-    let to = match limiter {
-        Some(l) => open_store_paced(&a.to, l)?,
-        None => open_store(&a.to)?,
-    };
-    let retain_until = a
-        .lock_days
-        .map(|d| SystemTime::now() + Duration::from_secs(u64::from(d) * 86_400));
-    if retain_until.is_some() {
-        if let Err(e) = to.check_retention().await {
-            bail!(
-                "--lock-days needs an S3 bucket with Object Lock at --to: {e} (nothing was copied)"
-            );
-        }
-    }
+    let (from, to) = open_stores(&a, limiter)?;
     let opts = ReplicateOptions {
         pd: a.pd.clone(),
         parallel: a.parallel,
         limiter: None,
-        retain_until,
+        retain_until: retain_until(&a, &*to).await?,
         deadline,
     };
     let started = std::time::Instant::now();
@@ -121,51 +88,124 @@ pub async fn replicate(a: ReplicateArgs) -> Result<u8> {
         Ended::Finished(r) => r,
         Ended::Interrupted(code) => return Ok(code),
     };
-    let secs = started.elapsed().as_secs_f64();
-    let bytes = r.packs.bytes + r.index.bytes + r.snapshots.bytes + r.keys.bytes;
-    if a.json {
-        let mut v = serde_json::to_value(&r)?;
-        v["seconds"] = serde_json::json!(secs);
-        v["bytes_per_sec"] = serde_json::json!(bytes as f64 / secs.max(1e-9));
-        ui::print_json(&v)?;
-    } else {
-        println!(
-            "replicated repository {} (PD {}) in {secs:.1}s: {} packs ({}), {} index files, {} snapshots; {} files were already there",
-            r.repository,
-            r.pd,
-            r.packs.files,
-            ui::human_bytes(r.packs.bytes),
-            r.index.files,
-            r.snapshots.files,
-            r.already_present
-        );
-        match &r.newest_missing {
-            Some(t) => println!(
-                "replication lag before this run: {} (newest snapshot missing at the target: {t})",
-                human_duration(r.lag_seconds)
-            ),
-            None => println!("replication lag before this run: none, the target was up to date"),
-        }
-        if r.stopped_at_window_end {
-            println!(
-                "stopped at the end of the replication window; {} files left for the next run",
-                r.left
-            );
-        } else if r.left > 0 {
-            println!("{} files are still missing at the target", r.left);
-        }
-        for f in &r.held_back {
-            println!("held back (a pack it needs is not at the target): {f}");
-        }
-        for f in &r.corrupt_at_source {
-            eprintln!("damaged at the source, not copied: {f} (run `cadang check --read-data` there and `cadang repair --from` the other site)");
-        }
-    }
+    print_report(&r, started.elapsed().as_secs_f64(), a.json)?;
     Ok(if r.corrupt_at_source.is_empty() {
         ui::EXIT_OK
     } else {
         ui::EXIT_INCOMPLETE
     })
+}
+
+fn limiter(a: &ReplicateArgs) -> Result<Option<Arc<RateLimiter>>> {
+    let Some(r) = &a.bwlimit else {
+        return Ok(None);
+    };
+    let rate = parse_rate(r).ok_or_else(|| {
+        anyhow::anyhow!("--bwlimit {r:?} is not a rate; write e.g. 20MiB/s or 500KiB/s")
+    })?;
+    Ok(Some(Arc::new(RateLimiter::new(rate))))
+}
+
+/// Whether this run may copy now, and until when.
+enum Window {
+    /// Copy, starting no new file after the deadline (if any).
+    Open(Option<tokio::time::Instant>),
+    /// Outside the window named: copy nothing.
+    Closed(String),
+}
+
+fn window_deadline(a: &ReplicateArgs) -> Result<Window> {
+    let Some(w) = &a.window else {
+        return Ok(Window::Open(None));
+    };
+    Ok(match window_left(w, Local::now().time())? {
+        Some(left) => Window::Open(Some(tokio::time::Instant::now() + left)),
+        None => Window::Closed(w.clone()),
+    })
+}
+
+fn print_outside_window(a: &ReplicateArgs, w: &str) -> Result<u8> {
+    if a.json {
+        ui::print_json(&serde_json::json!({
+            "outside_window": true, "window": w, "copied": 0
+        }))?;
+    } else {
+        println!("outside the replication window {w} (local time): nothing copied");
+    }
+    Ok(ui::EXIT_OK)
+}
+
+/// The source, and the target paced by the limiter: the target store paces
+/// its own writes (an S3 target in 64 KiB slices, a directory file by
+/// file), so replicate itself does not.
+fn open_stores(
+    a: &ReplicateArgs,
+    limiter: Option<Arc<RateLimiter>>,
+) -> Result<(Arc<dyn Backend>, Arc<dyn Backend>)> {
+    let from = open_store(&a.from)?;
+    let to = match limiter {
+        Some(l) => open_store_paced(&a.to, l)?,
+        None => open_store(&a.to)?,
+    };
+    Ok((from, to))
+}
+
+/// `--lock-days` as a date, refused before anything is copied when the
+/// target cannot enforce it.
+async fn retain_until(a: &ReplicateArgs, to: &dyn Backend) -> Result<Option<SystemTime>> {
+    let retain_until = a
+        .lock_days
+        .map(|d| SystemTime::now() + Duration::from_secs(u64::from(d) * 86_400));
+    if retain_until.is_some() {
+        if let Err(e) = to.check_retention().await {
+            bail!(
+                "--lock-days needs an S3 bucket with Object Lock at --to: {e} (nothing was copied)"
+            );
+        }
+    }
+    Ok(retain_until)
+}
+
+fn print_report(r: &replicate::ReplicationReport, secs: f64, json: bool) -> Result<()> {
+    let bytes = r.packs.bytes + r.index.bytes + r.snapshots.bytes + r.keys.bytes;
+    if json {
+        let mut v = serde_json::to_value(r)?;
+        v["seconds"] = serde_json::json!(secs);
+        v["bytes_per_sec"] = serde_json::json!(bytes as f64 / secs.max(1e-9));
+        return ui::print_json(&v);
+    }
+    println!(
+        "replicated repository {} (PD {}) in {secs:.1}s: {} packs ({}), {} index files, {} snapshots; {} files were already there",
+        r.repository,
+        r.pd,
+        r.packs.files,
+        ui::human_bytes(r.packs.bytes),
+        r.index.files,
+        r.snapshots.files,
+        r.already_present
+    );
+    match &r.newest_missing {
+        Some(t) => println!(
+            "replication lag before this run: {} (newest snapshot missing at the target: {t})",
+            human_duration(r.lag_seconds)
+        ),
+        None => println!("replication lag before this run: none, the target was up to date"),
+    }
+    if r.stopped_at_window_end {
+        println!(
+            "stopped at the end of the replication window; {} files left for the next run",
+            r.left
+        );
+    } else if r.left > 0 {
+        println!("{} files are still missing at the target", r.left);
+    }
+    for f in &r.held_back {
+        println!("held back (a pack it needs is not at the target): {f}");
+    }
+    for f in &r.corrupt_at_source {
+        eprintln!("damaged at the source, not copied: {f} (run `cadang check --read-data` there and `cadang repair --from` the other site)");
+    }
+    Ok(())
 }
 
 fn human_duration(secs: i64) -> String {
