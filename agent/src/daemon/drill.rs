@@ -67,7 +67,7 @@ pub fn open_grant(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<GrantPayload, String> {
     if armored.len() > MAX_GRANT_BYTES {
-        return Err("the drill grant is larger than any grant `cadang drill grant` makes; the custodian must grant again".into());
+        return Err("the drill grant is larger than any drill grant can be; the custodian must grant drills again".into());
     }
     let own = super::envelope::own_identity(own_identity_text).map_err(|e| e.to_string())?;
     let reader = ArmoredReader::new(armored.as_bytes());

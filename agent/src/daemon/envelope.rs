@@ -28,13 +28,13 @@ pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
 pub enum EnvelopeError {
     #[error("the restore envelope is not an armored age file ({0}); the approval was damaged on the way — ask the Wali Data to approve again")]
     NotArmored(String),
-    #[error("the restore envelope is {0} bytes, more than the {MAX_ENVELOPE_BYTES} an envelope can be; it was not made by `cadang restore approve`")]
+    #[error("the restore envelope is {0} bytes, more than the {MAX_ENVELOPE_BYTES} an envelope can be; it was not made by a cadang approval; the Wali Data approves the request again")]
     TooLarge(usize),
     #[error("this agent's key cannot open the restore envelope: it was sealed to another agent (the request names another agent, or this agent was enrolled again since); file the request again for this agent")]
     NotForThisAgent,
     #[error("the restore envelope cannot be decrypted ({0}); ask the Wali Data to approve again")]
     Damaged(String),
-    #[error("the restore envelope holds no valid payload ({0}); it was not made by a matching `cadang restore approve`")]
+    #[error("the restore envelope holds no valid payload ({0}); it was not made by a cadang approval of this request; the Wali Data approves it again")]
     BadPayload(String),
     #[error("the restore envelope is for {field} {found:?}, but this job is for {expected:?}: refused (an envelope is good only for the request, PD and agent it names)")]
     Mismatch {

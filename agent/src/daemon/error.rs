@@ -29,7 +29,7 @@ pub enum DaemonError {
         status: u16,
         message: String,
     },
-    #[error("cannot reach the controller at {url}: {reason}; check the address and port, the network path, and that `cadang controller run` is up")]
+    #[error("cannot reach the controller at {url}: {reason}; check the address and port, the network path, and that the controller is running")]
     Unreachable { url: String, reason: String },
     #[error("the controller at {url} has revoked this agent ({message}); it will not take jobs again: enroll it anew with a fresh token (`cadang agent enroll`)")]
     Revoked { url: String, message: String },

@@ -203,7 +203,7 @@ fn problems_line(r: &RestoreReport) -> String {
         ));
     }
     if let Some(s) = r.pipe_status.filter(|s| *s != 0) {
-        parts.push(format!("the --pipe command exited with status {s}"));
+        parts.push(format!("the command the dump is piped into exited with status {s}"));
     }
     format!(
         "restore incomplete: {}; check the target before using it",
@@ -383,7 +383,7 @@ fn prepare_target(
     if !p.in_place {
         if !files::target_is_fresh(target)? {
             return Err(format!(
-                "the target {} is not empty and the request is not in place: nothing was written. File the request with --in-place to restore over existing files (they are moved aside first), or choose an empty directory",
+                "the target {} is not empty and the request is not in place: nothing was written. File a new request that restores in place to write over existing files (they are moved aside first), or choose an empty directory",
                 target.display()
             ));
         }
@@ -422,18 +422,18 @@ async fn pipe_dump(
         // while writing its input could deadlock on a full pipe.
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| format!("the --pipe command {cmd:?} cannot be started: {e}"))?;
+        .map_err(|e| format!("the command the dump is piped into ({cmd:?}) cannot be started: {e}"))?;
     let mut stdin = child
         .stdin
         .take()
-        .ok_or("the --pipe command has no standard input")?;
+        .ok_or("the command the dump is piped into has no standard input")?;
     let path = format!("/{}", stream.trim_start_matches('/'));
     let written = browse::dump(reader, snap, path.as_bytes(), &mut stdin).await;
     drop(stdin);
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| format!("waiting for the --pipe command: {e}"))?;
+        .map_err(|e| format!("waiting for the command the dump is piped into: {e}"))?;
     let bytes = written.map_err(|e| format!("streaming {path} into {cmd:?} failed: {e}"))?;
     report.files = 1;
     report.bytes = bytes;
@@ -441,7 +441,7 @@ async fn pipe_dump(
     report.pipe_status = Some(out.status.code().unwrap_or(-1));
     if !out.status.success() {
         report.errors.push(format!(
-            "the --pipe command exited with {}; its messages are in the agent's log",
+            "the command the dump is piped into exited with {}; its messages are in the agent's log",
             out.status
         ));
     }

@@ -159,7 +159,7 @@ async fn in_place_only_with_the_flag_and_then_old_files_are_moved_aside() {
     .await;
     assert_eq!(refused.outcome, Outcome::Failed);
     assert!(
-        refused.message.contains("--in-place"),
+        refused.message.contains("restores in place"),
         "{}",
         refused.message
     );
