@@ -25,10 +25,7 @@ use crate::state::users::UserRecord;
 fn validate(body: &FileRestore) -> Result<u64, ApiErr> {
     let bad = |m: String| Err(ApiErr::bad_request(m));
     if body.reason.trim().is_empty() {
-        return bad(
-            "a restore request needs a reason: the Wali Data decides on it"
-                .into(),
-        );
+        return bad("a restore request needs a reason: the Wali Data decides on it".into());
     }
     if !body.target.starts_with('/')
         || body.target.contains('\0')
@@ -58,10 +55,15 @@ fn validate(body: &FileRestore) -> Result<u64, ApiErr> {
         }
         RestoreWhat::Dump { stream, pipe } => {
             if stream.trim().is_empty() || stream.contains('\0') {
-                return bad("a database restore needs the stream name of the database source".into());
+                return bad(
+                    "a database restore needs the stream name of the database source".into(),
+                );
             }
             if pipe.as_deref().is_some_and(|p| p.trim().is_empty()) {
-                return bad("the command to pipe the dump into is empty; give a command, or leave it out".into());
+                return bad(
+                    "the command to pipe the dump into is empty; give a command, or leave it out"
+                        .into(),
+                );
             }
         }
     }
