@@ -195,7 +195,7 @@ async fn keyless_check_memory_does_not_grow_per_chunk() {
 #[tokio::test]
 async fn prune_memory_does_not_grow_per_chunk() {
     let tmp = tempfile::tempdir().unwrap();
-    let (small, cs) = repository(&tmp.path().join("small"), SMALL).await;
+    let (small, _) = repository(&tmp.path().join("small"), SMALL).await;
     let (large, cl) = repository(&tmp.path().join("large"), LARGE).await;
     let (rs, ps) = peak_of(prune::prune(&small)).await;
     let (rl, pl) = peak_of(prune::prune(&large)).await;
