@@ -50,6 +50,8 @@ mod meta;
 mod plan;
 
 #[cfg(test)]
+mod decode_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 pub(crate) mod testutil;
