@@ -109,3 +109,34 @@ fn the_flow_cookie_is_lax_and_scoped_to_sso() {
     assert_eq!(cookie(&h, FLOW_COOKIE).as_deref(), Some("xyz"));
     assert_eq!(cookie(&h, "nope"), None);
 }
+
+/// The refusal page speaks the browser's language from the catalogues,
+/// keeps the operator's error (escaped) where the browser test reads it,
+/// and answers with the status the error asks for.
+#[tokio::test]
+async fn the_refusal_page_comes_from_the_catalogues_in_both_languages() {
+    for (lang, title, back) in [
+        (
+            Lang::Id,
+            "Masuk dengan SSO gagal",
+            "Masuk dengan kata sandi",
+        ),
+        (Lang::En, "SSO sign-in failed", "Sign in with a password"),
+    ] {
+        let resp = failure(OidcError::Refused("no NIP <here>".into()), lang);
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(!body.contains('⟦'), "a key is missing: {body}");
+        for needle in [
+            title,
+            back,
+            "id=\"sso-error\">no NIP &lt;here&gt;<",
+            &format!("lang=\"{}\"", lang.code()),
+        ] {
+            assert!(body.contains(needle), "{needle} missing: {body}");
+        }
+    }
+}
