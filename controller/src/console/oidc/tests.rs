@@ -130,10 +130,11 @@ async fn the_refusal_page_comes_from_the_catalogues_in_both_languages() {
             .unwrap();
         let body = String::from_utf8(body.to_vec()).unwrap();
         assert!(!body.contains('⟦'), "a key is missing: {body}");
+        assert!(!body.contains("<here>"), "the error is not escaped: {body}");
         for needle in [
             title,
             back,
-            "id=\"sso-error\">no NIP &lt;here&gt;<",
+            "id=\"sso-error\">no NIP &#60;here&#62;<",
             &format!("lang=\"{}\"", lang.code()),
         ] {
             assert!(body.contains(needle), "{needle} missing: {body}");
