@@ -203,7 +203,9 @@ fn problems_line(r: &RestoreReport) -> String {
         ));
     }
     if let Some(s) = r.pipe_status.filter(|s| *s != 0) {
-        parts.push(format!("the command the dump is piped into exited with status {s}"));
+        parts.push(format!(
+            "the command the dump is piped into exited with status {s}"
+        ));
     }
     format!(
         "restore incomplete: {}; check the target before using it",
@@ -422,7 +424,9 @@ async fn pipe_dump(
         // while writing its input could deadlock on a full pipe.
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| format!("the command the dump is piped into ({cmd:?}) cannot be started: {e}"))?;
+        .map_err(|e| {
+            format!("the command the dump is piped into ({cmd:?}) cannot be started: {e}")
+        })?;
     let mut stdin = child
         .stdin
         .take()
