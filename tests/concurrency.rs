@@ -448,6 +448,15 @@ fn forget_and_prune_beside_a_held_backup_keep_what_it_needs() {
     assert_restores(&t, &c, &s1, &listing_c, "C after the final prune");
 }
 
+/// Sets its flag when dropped, also while a panic unwinds.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 /// Not hooked: backups of a changing directory one after another while
 /// `forget --keep-last 1 --prune` runs over and over beside them.
 #[test]
@@ -487,6 +496,10 @@ fn forget_prune_loop_beside_backups() {
             }
             (runs, deleted)
         });
+        // A failed backup or restore below panics out of this closure; the
+        // scope then waits for the pruner, which must see `done` or the
+        // failure becomes a hang instead of a report.
+        let _stop_pruner = StopOnDrop(&done);
         for i in 0..8u64 {
             if done.load(Ordering::SeqCst) || Instant::now() > deadline {
                 break;

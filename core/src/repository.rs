@@ -1,7 +1,7 @@
 //! An open repository: a store plus its config, and the operations that need
 //! no data key (listing, index loading) or take one explicitly (unlocking).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -250,17 +250,34 @@ impl Repository {
 
     /// Loads every index file. Unreadable ones are reported, not fatal:
     /// blobs they held look missing, which makes a backup store them again.
+    ///
+    /// An index file that vanishes between the listing and its read was
+    /// replaced by a concurrent prune, which writes the replacement before
+    /// it deletes the original; so when one vanishes the index is listed
+    /// again and the files not yet read are read, until a pass reads every
+    /// file it listed (a few passes at most, since a prune holds the
+    /// exclusive lock and rewrites each file once).
     pub async fn load_index(&self) -> Result<(MasterIndex, Vec<(String, Error)>)> {
         let mut idx = MasterIndex::default();
         let mut bad = Vec::new();
-        for f in self.backend.list(FileKind::Index).await? {
-            match self.backend.read(FileKind::Index, &f.name).await {
-                Ok(data) => match IndexFile::parse(&f.name, &data) {
-                    Ok(file) => idx.add_file(f.name.parse().expect("hash-named"), &file),
-                    Err(e) => bad.push((f.name, e)),
-                },
-                Err(BackendError::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
+        let mut seen: HashSet<String> = HashSet::new();
+        for _pass in 0..INDEX_LIST_PASSES {
+            let mut vanished = false;
+            for f in self.backend.list(FileKind::Index).await? {
+                if !seen.insert(f.name.clone()) {
+                    continue;
+                }
+                match self.backend.read(FileKind::Index, &f.name).await {
+                    Ok(data) => match IndexFile::parse(&f.name, &data) {
+                        Ok(file) => idx.add_file(f.name.parse().expect("hash-named"), &file),
+                        Err(e) => bad.push((f.name, e)),
+                    },
+                    Err(BackendError::NotFound { .. }) => vanished = true,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if !vanished {
+                break;
             }
         }
         Ok((idx, bad))
@@ -417,6 +434,10 @@ pub async fn existing_config(backend: &dyn Backend) -> Result<Option<RepoConfig>
 }
 
 /// Reads blobs with the data identity: trees for listing and restore.
+/// How many times `Repository::load_index` lists the index when files
+/// vanish under it (see there).
+const INDEX_LIST_PASSES: usize = 4;
+
 /// Tree packs are cached decrypted; trees are small and read many times.
 pub struct BlobReader<'a> {
     repo: &'a Repository,

@@ -134,9 +134,17 @@ fn list_dir(
         } else if ft.is_file() {
             let rest = format!("{prefix}{name}");
             if let Some(listed) = listed_name(kind, &rest) {
+                // A file removed between readdir and stat (a concurrent
+                // prune replacing an index file) is simply not listed, as
+                // if the listing had come a moment later.
+                let size = match entry.metadata() {
+                    Ok(m) => m.len(),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
                 out.push(FileInfo {
                     name: listed.to_string(),
-                    size: entry.metadata()?.len(),
+                    size,
                 });
             }
         }
