@@ -4,55 +4,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
 
-use cadang_core::backend::{Backend, FileKind, LocalBackend};
-use cadang_core::config::{ChunkerParams, RepoConfig};
+use cadang_core::backend::FileKind;
 use cadang_core::index::{IndexFile, IndexPack};
 use cadang_core::index_cache::ChunkIndex;
-use cadang_core::pack::{BlobEntry, BlobKind, Compression};
-use cadang_core::{Id, Repository};
+use cadang_core::Id;
 
-/// A keyless repository: the chunk index needs only `config` and `index/`.
-async fn repo(dir: &Path) -> Repository {
-    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.join("store")));
-    backend.create().await.unwrap();
-    let config = RepoConfig::new("PD", "age1unused".into(), ChunkerParams::default());
-    backend
-        .write_new(FileKind::Config, "config", config.to_json())
-        .await
-        .unwrap();
-    Repository::open(backend).await.unwrap()
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn id(&mut self) -> Id {
-        let mut b = [0u8; 32];
-        for c in b.chunks_mut(8) {
-            c.copy_from_slice(&self.next().to_le_bytes());
-        }
-        Id(b)
-    }
-}
-
-fn blob(id: Id, i: u64) -> BlobEntry {
-    BlobEntry {
-        id,
-        kind: BlobKind::Data,
-        offset: i * 100,
-        length: 100,
-        raw_length: 100,
-        compression: Compression::None,
-    }
-}
+mod support;
+use support::{blob, put, repo, Rng};
 
 fn index_file(packs: Vec<(Id, Vec<Id>)>) -> IndexFile {
     IndexFile::new(
@@ -71,16 +30,6 @@ fn index_file(packs: Vec<(Id, Vec<Id>)>) -> IndexFile {
     )
 }
 
-async fn put(repo: &Repository, f: &IndexFile) -> Id {
-    let (id, data) = f.encode();
-    repo.backend()
-        .write_new(FileKind::Index, &id.to_hex(), data)
-        .await
-        .unwrap();
-    id
-}
-
-/// Which packs list each chunk, over all index files in the store.
 type Truth = HashMap<Id, HashSet<Id>>;
 
 fn add_truth(truth: &mut Truth, f: &IndexFile) {

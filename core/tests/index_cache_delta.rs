@@ -5,68 +5,23 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use cadang_core::backend::{Backend, FileKind, LocalBackend};
-use cadang_core::config::{ChunkerParams, RepoConfig};
+use cadang_core::backend::FileKind;
 use cadang_core::index::{IndexFile, IndexPack};
 use cadang_core::index_cache::ChunkIndex;
-use cadang_core::pack::{BlobEntry, BlobKind, Compression};
 use cadang_core::{Id, Repository};
 
-async fn repo(dir: &Path) -> Repository {
-    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.join("store")));
-    backend.create().await.unwrap();
-    let config = RepoConfig::new("PD", "age1unused".into(), ChunkerParams::default());
-    backend
-        .write_new(FileKind::Config, "config", config.to_json())
-        .await
-        .unwrap();
-    Repository::open(backend).await.unwrap()
-}
+mod support;
+use support::{blob, put, repo, Rng};
 
-/// Deterministic ids (xorshift), so a failure replays.
-struct Rng(u64);
-
-impl Rng {
-    fn id(&mut self) -> Id {
-        let mut b = [0u8; 32];
-        for c in b.chunks_mut(8) {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            c.copy_from_slice(&self.0.to_le_bytes());
-        }
-        Id(b)
-    }
-
-    /// One index file of one pack with `blobs` new chunks.
-    fn index_file(&mut self, blobs: u64) -> IndexFile {
-        let entries = (0..blobs)
-            .map(|i| BlobEntry {
-                id: self.id(),
-                kind: BlobKind::Data,
-                offset: i * 100,
-                length: 100,
-                raw_length: 100,
-                compression: Compression::None,
-            })
-            .collect();
-        IndexFile::new(vec![IndexPack {
-            id: self.id(),
-            size: 100 * blobs + 50,
-            blobs: entries,
-        }])
-    }
-}
-
-async fn put(repo: &Repository, f: &IndexFile) -> Id {
-    let (id, data) = f.encode();
-    repo.backend()
-        .write_new(FileKind::Index, &id.to_hex(), data)
-        .await
-        .unwrap();
-    id
+/// One index file of one pack with `blobs` new chunks.
+fn index_file(rng: &mut Rng, blobs: u64) -> IndexFile {
+    let entries = (0..blobs).map(|i| blob(rng.id(), i)).collect();
+    IndexFile::new(vec![IndexPack {
+        id: rng.id(),
+        size: 100 * blobs + 50,
+        blobs: entries,
+    }])
 }
 
 type Truth = HashMap<Id, Id>;
@@ -103,7 +58,7 @@ fn segment(ix: &ChunkIndex, prefix: &str) -> Option<PathBuf> {
 /// A base of 1,600 records: its delta may hold up to 100.
 async fn with_base(tmp: &Path, rng: &mut Rng, truth: &mut Truth) -> (Repository, PathBuf, Id) {
     let repo = repo(tmp).await;
-    let base = rng.index_file(1600);
+    let base = index_file(rng, 1600);
     add_truth(truth, &base);
     let name = put(&repo, &base).await;
     let cache = tmp.join("cache");
@@ -124,7 +79,7 @@ async fn a_small_new_index_file_goes_to_the_delta_and_the_base_stays() {
     drop(ix);
 
     for round in 1..=3u64 {
-        let f = rng.index_file(30);
+        let f = index_file(&mut rng, 30);
         add_truth(&mut truth, &f);
         put(&repo, &f).await;
         let ix = ChunkIndex::open(&repo, Some(&cache)).await.unwrap();
@@ -147,7 +102,7 @@ async fn a_delta_past_a_sixteenth_of_the_base_is_merged_into_it() {
     let mut rng = Rng(0xbead);
     let mut truth = Truth::new();
     let (repo, cache, _) = with_base(tmp.path(), &mut rng, &mut truth).await;
-    let first = rng.index_file(90);
+    let first = index_file(&mut rng, 90);
     add_truth(&mut truth, &first);
     put(&repo, &first).await;
     assert_eq!(
@@ -158,7 +113,7 @@ async fn a_delta_past_a_sixteenth_of_the_base_is_merged_into_it() {
         90
     );
     // 90 + 20 > 1600 / 16: base and delta become one new base.
-    let second = rng.index_file(20);
+    let second = index_file(&mut rng, 20);
     add_truth(&mut truth, &second);
     put(&repo, &second).await;
     let ix = ChunkIndex::open(&repo, Some(&cache)).await.unwrap();
@@ -173,7 +128,7 @@ async fn a_removed_index_file_rewrites_the_base_and_is_forgotten() {
     let mut rng = Rng(0xfeed);
     let mut truth = Truth::new();
     let (repo, cache, base_name) = with_base(tmp.path(), &mut rng, &mut truth).await;
-    let small = rng.index_file(10);
+    let small = index_file(&mut rng, 10);
     put(&repo, &small).await;
     assert_eq!(
         ChunkIndex::open(&repo, Some(&cache))
@@ -185,7 +140,7 @@ async fn a_removed_index_file_rewrites_the_base_and_is_forgotten() {
     // Prune replaced the base's index file by one without it, and the
     // delta's file is gone too.
     let gone: Vec<Id> = truth.keys().copied().take(5).collect();
-    let replacement = rng.index_file(40);
+    let replacement = index_file(&mut rng, 40);
     let mut new_truth = Truth::new();
     add_truth(&mut new_truth, &replacement);
     put(&repo, &replacement).await;
@@ -208,7 +163,7 @@ async fn a_damaged_delta_is_never_trusted_and_is_rebuilt() {
     let mut rng = Rng(0xd1ce);
     let mut truth = Truth::new();
     let (repo, cache, _) = with_base(tmp.path(), &mut rng, &mut truth).await;
-    let f = rng.index_file(50);
+    let f = index_file(&mut rng, 50);
     add_truth(&mut truth, &f);
     put(&repo, &f).await;
     let ix = ChunkIndex::open(&repo, Some(&cache)).await.unwrap();
@@ -248,7 +203,7 @@ async fn a_damaged_delta_is_never_trusted_and_is_rebuilt() {
             .set_len(len - 3)
             .unwrap();
     }
-    let more = rng.index_file(5);
+    let more = index_file(&mut rng, 5);
     add_truth(&mut truth, &more);
     put(&repo, &more).await;
     let ix = ChunkIndex::open(&repo, Some(&cache)).await.unwrap();
