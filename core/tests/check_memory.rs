@@ -1,10 +1,12 @@
 //! Prune and check memory is bounded per pack, not per chunk (issue 11
 //! item 3: ≤ 40 bytes of RSS a chunk). A counting allocator measures the
-//! peak heap of a keyless `check` and of a `prune` on a repository, then on
-//! one with four times the chunks in packs of the same size: what the extra
-//! chunks cost is the per-chunk memory. (The in-memory map of every index
-//! entry that check used to build costs ~100 bytes a chunk and fails this.)
-//! `bench/index.sh` measures the same at 5 M chunks as process RSS.
+//! peak heap of a keyless `check`, of `check --deep` and of a `prune` on a
+//! repository, then on one with four times the chunks in packs of the same
+//! size: what the extra chunks cost is the per-chunk memory. (The in-memory
+//! map of every index entry that check used to build costs ~100 bytes a
+//! chunk and fails this; so did `--deep`'s `MasterIndex` plus its set of
+//! every verified blob.) `bench/index.sh` measures the same at 5 M chunks
+//! as process RSS.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
@@ -21,6 +23,7 @@ use cadang_core::pack::{BlobKind, PackBuilder};
 use cadang_core::prune;
 use cadang_core::snapshot::{Snapshot, SnapshotBody, SnapshotMeta, SnapshotStats};
 use cadang_core::tree::FileName;
+use cadang_core::tree::{Extent, Node, NodeKind, Tree};
 use cadang_core::{Id, Repository};
 
 struct Counting;
@@ -47,6 +50,10 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
+/// The counter is global: the tests of this file take turns, or one test's
+/// allocations would show in another's peak.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Peak heap above the starting level while `f` runs.
 async fn peak_of<T>(f: impl std::future::Future<Output = T>) -> (T, usize) {
     let base = NOW.load(Ordering::Relaxed);
@@ -60,8 +67,22 @@ const PACKS_PER_FILE: usize = 4;
 
 /// A repository of `files` index files of four real packs of 64-byte
 /// chunks; one snapshot per file lists three of its packs, so prune
-/// deletes a quarter of the packs and rewrites every index file.
+/// deletes a quarter of the packs and rewrites every index file. The
+/// snapshots' trees are not written (only `--deep` opens trees).
 async fn repository(dir: &Path, files: usize) -> (Repository, Credentials) {
+    build(dir, files, false).await
+}
+
+/// The same with real trees: each index file also lists a tree pack, whose
+/// root tree holds a directory `data` with one file per referenced pack,
+/// the file's extents being that pack's chunks; the snapshot lists the
+/// tree pack too. So `check --deep` walks two trees a snapshot and looks up
+/// every referenced chunk.
+async fn repository_with_trees(dir: &Path, files: usize) -> (Repository, Credentials) {
+    build(dir, files, true).await
+}
+
+async fn build(dir: &Path, files: usize, trees: bool) -> (Repository, Credentials) {
     std::env::set_var("CADANG_SCRYPT_LOG_N", "4");
     let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.to_path_buf()));
     let params = ChunkerParams {
@@ -79,15 +100,72 @@ async fn repository(dir: &Path, files: usize) -> (Repository, Credentials) {
         for _ in 0..PACKS_PER_FILE {
             packs.push(real_pack(&*backend, &c).await);
         }
-        let ids: Vec<Id> = packs.iter().map(|p| p.id).collect();
+        let mut listed: Vec<Id> = packs[..3].iter().map(|p| p.id).collect();
+        let mut root = Id::random();
+        if trees {
+            let (tree_pack, id) = tree_pack(&*backend, &c, &packs[..3]).await;
+            listed.push(tree_pack.id);
+            packs.push(tree_pack);
+            root = id;
+        }
         let (id, data) = IndexFile::new(packs).encode();
         backend
             .write_new(FileKind::Index, &id.to_hex(), data)
             .await
             .unwrap();
-        snapshot(&*backend, &c, n, ids[..3].to_vec()).await;
+        snapshot(&*backend, &c, n, listed, root).await;
     }
     (init.repo, c)
+}
+
+/// A tree pack holding a root tree (one directory, `data`) and the
+/// directory's tree (one file per pack of `files`, covering its chunks).
+/// Returns the pack and the root tree's id.
+async fn tree_pack(backend: &dyn Backend, c: &Credentials, files: &[IndexPack]) -> (IndexPack, Id) {
+    let node = |name: String, kind| Node {
+        name: FileName::from(name.as_bytes()),
+        kind,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        user: None,
+        group: None,
+        mtime_ns: 0,
+        size: 0,
+        links: 0,
+        device: 0,
+        inode: 0,
+        rdev: 0,
+        sparse: false,
+        content: Vec::new(),
+        subtree: None,
+        target: None,
+    };
+    let dir = Tree {
+        nodes: files
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Node {
+                size: (p.blobs.len() * 64) as u64,
+                content: p.blobs.iter().map(|b| Extent::Chunk(b.id)).collect(),
+                ..node(format!("file-{i}.bin"), NodeKind::File)
+            })
+            .collect(),
+    }
+    .encode();
+    let dir_id = c.repo_secret.chunk_id(&dir);
+    let root = Tree {
+        nodes: vec![Node {
+            subtree: Some(dir_id),
+            ..node("data".into(), NodeKind::Dir)
+        }],
+    }
+    .encode();
+    let root_id = c.repo_secret.chunk_id(&root);
+    let mut b = PackBuilder::new(BlobKind::Tree, c.recipient().unwrap(), 1).unwrap();
+    b.add(dir_id, &dir).unwrap();
+    b.add(root_id, &root).unwrap();
+    (seal(backend, &mut b).await, root_id)
 }
 
 async fn real_pack(backend: &dyn Backend, c: &Credentials) -> IndexPack {
@@ -99,6 +177,11 @@ async fn real_pack(backend: &dyn Backend, c: &Credentials) -> IndexPack {
         }
         b.add(c.repo_secret.chunk_id(&chunk), &chunk).unwrap();
     }
+    seal(backend, &mut b).await
+}
+
+/// Seals `b` and writes the pack, as a backup would.
+async fn seal(backend: &dyn Backend, b: &mut PackBuilder) -> IndexPack {
     let sealed = b.seal().unwrap().unwrap();
     let size = sealed.data.len() as u64;
     backend
@@ -112,7 +195,7 @@ async fn real_pack(backend: &dyn Backend, c: &Credentials) -> IndexPack {
     }
 }
 
-async fn snapshot(backend: &dyn Backend, c: &Credentials, n: usize, packs: Vec<Id>) {
+async fn snapshot(backend: &dyn Backend, c: &Credentials, n: usize, packs: Vec<Id>, tree: Id) {
     let meta = SnapshotMeta {
         host: format!("host-{n}"),
         tags: Vec::new(),
@@ -120,7 +203,7 @@ async fn snapshot(backend: &dyn Backend, c: &Credentials, n: usize, packs: Vec<I
     };
     let body = SnapshotBody {
         paths: vec![FileName::from(&b"/data"[..])],
-        tree: Id::random(),
+        tree,
         stdin_command: None,
         excludes: Vec::new(),
     };
@@ -174,6 +257,7 @@ fn per_chunk(small: usize, large: usize) -> f64 {
 
 #[tokio::test]
 async fn keyless_check_memory_does_not_grow_per_chunk() {
+    let _turn = SERIAL.lock().await;
     let tmp = tempfile::tempdir().unwrap();
     let (small, cs) = repository(&tmp.path().join("small"), SMALL).await;
     let (large, cl) = repository(&tmp.path().join("large"), LARGE).await;
@@ -194,6 +278,7 @@ async fn keyless_check_memory_does_not_grow_per_chunk() {
 
 #[tokio::test]
 async fn prune_memory_does_not_grow_per_chunk() {
+    let _turn = SERIAL.lock().await;
     let tmp = tempfile::tempdir().unwrap();
     let (small, _) = repository(&tmp.path().join("small"), SMALL).await;
     let (large, cl) = repository(&tmp.path().join("large"), LARGE).await;
@@ -212,4 +297,42 @@ async fn prune_memory_does_not_grow_per_chunk() {
     assert!(after.ok(), "{:?}", after.errors);
     assert_eq!(after.unreferenced_packs, 0);
     assert_eq!(after.packs, LARGE * 3);
+}
+
+#[tokio::test]
+async fn deep_check_memory_does_not_grow_per_chunk() {
+    let _turn = SERIAL.lock().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (small, cs) = repository_with_trees(&tmp.path().join("small"), SMALL).await;
+    let (large, cl) = repository_with_trees(&tmp.path().join("large"), LARGE).await;
+    let mut peaks = Vec::new();
+    for (repo, c, files) in [(&small, &cs, SMALL), (&large, &cl, LARGE)] {
+        let identity = repo.unlock("pass").await.unwrap();
+        let opts = CheckOptions {
+            read: ReadData::None,
+            deep: Some(&identity),
+            trust: trust(c),
+        };
+        let (r, peak) = peak_of(check::check_with(repo, opts)).await;
+        let r = r.unwrap();
+        assert!(r.ok(), "{:?}", r.errors);
+        // Every pack read, every blob (chunks and both trees of each
+        // snapshot) decrypted, every snapshot walked.
+        assert_eq!(r.packs_read, files * (PACKS_PER_FILE + 1));
+        assert_eq!(r.blobs_verified, files * (PACKS_PER_FILE * PER_PACK + 2));
+        assert_eq!(r.trees_checked, files * 2);
+        assert_eq!(r.unreferenced_packs, files);
+        peaks.push(peak);
+    }
+    let b = per_chunk(peaks[0], peaks[1]);
+    eprintln!(
+        "check --deep: {b:.1} B a chunk (peak {} -> {} B)",
+        peaks[0], peaks[1]
+    );
+    assert!(
+        b <= 40.0,
+        "check --deep costs {b:.1} B a chunk (peak {} -> {} B)",
+        peaks[0],
+        peaks[1]
+    );
 }

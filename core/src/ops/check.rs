@@ -11,8 +11,11 @@
 //! blob or snapshot concerned.
 
 mod deep;
+mod locate;
 mod signers;
 mod trailers;
+mod tree_read;
+mod walk;
 
 use std::collections::{HashMap, HashSet};
 
@@ -23,9 +26,11 @@ use crate::certify::TrustAnchors;
 use crate::error::Result;
 use crate::id::Id;
 use crate::keys::DataIdentity;
-use crate::repository::{BlobReader, Repository, IDENTITY_FILE, SECRET_FILE};
+use crate::repository::{Repository, IDENTITY_FILE, SECRET_FILE};
 use crate::snapshot::Snapshot;
+use locate::Locations;
 use trailers::Indexed;
+use tree_read::{Keys, TreeReader};
 
 pub enum ReadData {
     None,
@@ -89,8 +94,11 @@ pub async fn check_with(repo: &Repository, opts: CheckOptions<'_>) -> Result<Che
     key_files(repo, &mut r).await?;
     let packs = list_packs(repo, &mut r).await?;
     // Index files one at a time, each pack's trailer compared as its file
-    // is read: memory per pack, not per chunk.
-    let mut indexed = trailers::stream_index_files(repo, &packs, &mut r).await?;
+    // is read: memory per pack, not per chunk. For --deep the same pass
+    // fills the compact table of where each blob is (~12 B a chunk).
+    let mut locations = opts.deep.map(|_| Locations::default());
+    let mut indexed =
+        trailers::stream_index_files(repo, &packs, locations.as_mut(), &mut r).await?;
     let snapshots = check_snapshots(repo, &packs, &indexed, &mut r).await?;
     signers::check_signers(repo, &snapshots, &opts.trust, &mut r).await?;
     r.errors.append(&mut indexed.trailer_problems);
@@ -102,17 +110,25 @@ pub async fn check_with(repo: &Repository, opts: CheckOptions<'_>) -> Result<Che
         opts.read
     };
     let selected = select_packs(&packs, &read, &mut r);
-    let reader = match opts.deep {
-        Some(identity) => Some(BlobReader::new(repo, identity).await?),
+    let keys = match opts.deep {
+        Some(identity) => Some(Keys::new(repo, identity).await?),
         None => None,
     };
     // Packs read whole are re-hashed and their trailers checked against
     // their real layout; the index was compared with every trailer above.
-    let verified = deep::read_packs(repo, selected, &indexed, reader.as_ref(), &mut r).await;
+    let deep = keys.as_ref().zip(locations.as_mut());
+    let deep = deep.map(|(keys, locations)| deep::Deep { keys, locations });
+    let failed = deep::read_packs(repo, selected, &indexed, deep, &mut r).await;
 
-    if let Some(reader) = &reader {
+    if let (Some(keys), Some(locations)) = (&keys, &locations) {
+        let mut w = walk::Walk {
+            identity: &keys.identity,
+            locations,
+            failed: &failed,
+            trees: TreeReader::new(repo, keys),
+        };
         for s in &snapshots {
-            deep::walk_snapshot(reader, s, &verified, &mut r).await;
+            walk::walk_snapshot(&mut w, s, &mut r).await;
         }
     }
     Ok(r)

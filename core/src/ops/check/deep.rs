@@ -1,28 +1,25 @@
 //! Reading packs whole: re-hash (keyless), compare the trailer with the
-//! pack's real layout and the index, and with the identity decrypt and
-//! verify every blob on every core; then walk every snapshot's trees as a
-//! restore would, so that what restore would refuse or miss is named here.
+//! pack's real layout, and with the identity decrypt and verify every blob
+//! on every core. What verified is recorded in the deep check's compact
+//! [`Locations`] (a bit a listing), not in a set of every blob id; only the
+//! blobs that failed are kept by id (damage, not the repository's size).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use tokio::task::JoinSet;
 
+use super::locate::Locations;
+use super::tree_read::Keys;
 use super::{CheckReport, Indexed};
 use crate::id::Id;
 use crate::keys::{DataIdentity, RepoSecret};
 use crate::pack::{self, BlobEntry};
 use crate::pack_read::{PackRead, PackReads, PARALLEL_READS};
-use crate::repository::{BlobReader, Repository};
-use crate::snapshot::Snapshot;
-use crate::tree::{Extent, Node, NodeKind, Tree};
+use crate::repository::Repository;
 
-/// What the deep pass learnt about blobs: which decrypted and matched their
-/// ids, and why the others did not.
-#[derive(Default)]
-pub(super) struct Verified {
-    pub ok: HashSet<Id>,
-    pub failed: HashMap<Id, String>,
-}
+/// Blobs that did not decrypt or verify, and why (the intact ones are
+/// marked in [`Locations`]).
+pub(super) type Failed = HashMap<Id, String>;
 
 /// One pack's outcome from a decrypting worker.
 struct PackOutcome {
@@ -31,19 +28,27 @@ struct PackOutcome {
     problems: Vec<String>,
 }
 
+/// What the deep pass fills in, when there is one.
+pub(super) struct Deep<'a> {
+    pub keys: &'a Keys,
+    pub locations: &'a mut Locations,
+}
+
 pub(super) async fn read_packs(
     repo: &Repository,
     names: Vec<String>,
     indexed: &Indexed,
-    reader: Option<&BlobReader<'_>>,
+    mut deep: Option<Deep<'_>>,
     r: &mut CheckReport,
-) -> Verified {
+) -> Failed {
     // Decrypting is the CPU-heavy part: as many workers as cores, fed by
     // PARALLEL_READS reads in flight.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let keys = reader.map(|rd| (rd.identity().clone(), rd.secret().clone()));
+    let keys = deep
+        .as_ref()
+        .map(|d| (d.keys.identity.clone(), d.keys.secret.clone()));
     let mut problems = Vec::new();
-    let mut verified = Verified::default();
+    let mut failed = Failed::new();
     let mut workers: JoinSet<PackOutcome> = JoinSet::new();
     let mut reads = PackReads::new(repo.backend().clone(), names, PARALLEL_READS);
     while let Some((name, read)) = reads.next().await {
@@ -75,32 +80,38 @@ pub(super) async fn read_packs(
             continue;
         };
         while workers.len() >= cores {
-            collect(workers.join_next().await, &mut verified, &mut problems, r);
+            let done = workers.join_next().await;
+            collect(done, deep.as_mut(), &mut failed, &mut problems, r);
         }
         let (identity, secret) = (identity.clone(), secret.clone());
         workers.spawn_blocking(move || verify_pack(&name, &data, &blobs, &identity, &secret));
     }
     while let Some(done) = workers.join_next().await {
-        collect(Some(done), &mut verified, &mut problems, r);
+        collect(Some(done), deep.as_mut(), &mut failed, &mut problems, r);
     }
     // Reads and workers finish out of order; sorted, two runs over the same
     // damage print the same report.
     problems.sort();
     r.errors.extend(problems);
-    verified
+    failed
 }
 
 fn collect(
     done: Option<std::result::Result<PackOutcome, tokio::task::JoinError>>,
-    verified: &mut Verified,
+    deep: Option<&mut Deep<'_>>,
+    failed: &mut Failed,
     problems: &mut Vec<String>,
     r: &mut CheckReport,
 ) {
     match done {
         Some(Ok(o)) => {
             r.blobs_verified += o.ok.len();
-            verified.ok.extend(o.ok);
-            verified.failed.extend(o.failed);
+            if let Some(d) = deep {
+                for id in &o.ok {
+                    d.locations.mark_intact(id);
+                }
+            }
+            failed.extend(o.failed);
             problems.extend(o.problems);
         }
         Some(Err(e)) => problems.push(format!("internal error: a pack verification task crashed ({e}); this is not damage in the repository, run the check again")),
@@ -174,156 +185,4 @@ fn verify_pack(
         }
     }
     out
-}
-
-/// Walks one snapshot's trees; every problem a restore would meet is named
-/// with the snapshot and the path.
-pub(super) async fn walk_snapshot(
-    reader: &BlobReader<'_>,
-    s: &Snapshot,
-    verified: &Verified,
-    r: &mut CheckReport,
-) {
-    let short = s.id.short();
-    let body = match s.body(reader.identity()) {
-        Ok(b) => b,
-        Err(e) => {
-            r.errors.push(format!("snapshot {short}: {e}"));
-            return;
-        }
-    };
-    let listed: HashSet<Id> = s.payload.packs.iter().copied().collect();
-    let problem = |id: &Id| blob_problem(reader, &listed, verified, id);
-    let mut stack: Vec<(Id, String)> = vec![(body.tree, "/".into())];
-    let mut seen_trees = HashSet::new();
-    let mut seen_chunks = HashSet::new();
-    while let Some((t, path)) = stack.pop() {
-        if !seen_trees.insert(t) {
-            continue;
-        }
-        if let Some(p) = problem(&t) {
-            r.errors.push(format!(
-                "snapshot {short}: directory {path} (tree {t}) cannot be read: it {p}"
-            ));
-            continue;
-        }
-        let tree: Tree = match reader.load_tree(&t).await {
-            Ok(tree) => tree,
-            Err(e) => {
-                r.errors.push(format!(
-                    "snapshot {short}: directory {path} (tree {t}) cannot be read: {e}"
-                ));
-                continue;
-            }
-        };
-        r.trees_checked += 1;
-        check_names(&tree, &short, &path, r);
-        for n in &tree.nodes {
-            let child = join(&path, n);
-            if let Some(sub) = n.subtree {
-                stack.push((sub, child.clone()));
-            }
-            check_node(n, &short, &child, r);
-            for e in &n.content {
-                let Extent::Chunk(id) = e else { continue };
-                if !seen_chunks.insert(*id) {
-                    continue;
-                }
-                if let Some(p) = problem(id) {
-                    r.errors.push(format!(
-                        "snapshot {short}: file {child} needs chunk {id}, which {p}"
-                    ));
-                }
-            }
-        }
-    }
-}
-
-/// Why a blob a snapshot needs cannot be restored, if it cannot.
-fn blob_problem(
-    reader: &BlobReader<'_>,
-    listed: &HashSet<Id>,
-    verified: &Verified,
-    id: &Id,
-) -> Option<String> {
-    let Some(loc) = reader.index.get(id) else {
-        return Some("is in no index (the blob is missing from the repository)".into());
-    };
-    if !listed.contains(&loc.pack) {
-        return Some(format!(
-            "is in pack {}, which the snapshot does not list",
-            loc.pack
-        ));
-    }
-    if let Some(e) = verified.failed.get(id) {
-        return Some(format!("does not decrypt or verify ({e})"));
-    }
-    if !verified.ok.contains(id) {
-        return Some(format!(
-            "was not found intact in pack {} (see the errors about that pack)",
-            loc.pack
-        ));
-    }
-    None
-}
-
-/// Restore refuses a directory with an unsafe or repeated name.
-fn check_names(tree: &Tree, snapshot: &str, path: &str, r: &mut CheckReport) {
-    let mut names: Vec<&[u8]> = Vec::with_capacity(tree.nodes.len());
-    for n in &tree.nodes {
-        if !n.name.is_safe_component() {
-            r.errors.push(format!(
-                "snapshot {snapshot}: directory {path} holds the unsafe name {:?}; restore refuses the snapshot",
-                n.name
-            ));
-        }
-        names.push(n.name.as_bytes());
-    }
-    names.sort_unstable();
-    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        r.errors.push(format!(
-            "snapshot {snapshot}: directory {path} lists the name {:?} twice; restore refuses the snapshot",
-            String::from_utf8_lossy(w[0])
-        ));
-    }
-}
-
-/// Per-entry impossibilities that make restore skip or cut an entry.
-fn check_node(n: &Node, snapshot: &str, path: &str, r: &mut CheckReport) {
-    match n.kind {
-        NodeKind::File => {
-            let mut len = 0u64;
-            for e in &n.content {
-                let add = match e {
-                    Extent::Hole(h) => *h,
-                    Extent::Chunk(_) => 0, // chunk lengths come from the index
-                };
-                match len.checked_add(add) {
-                    Some(l) if l <= i64::MAX as u64 => len = l,
-                    _ => {
-                        r.errors.push(format!(
-                            "snapshot {snapshot}: file {path} has an impossible length (its holes add up beyond what a file can hold)"
-                        ));
-                        return;
-                    }
-                }
-            }
-        }
-        NodeKind::Dir if n.subtree.is_none() => r
-            .errors
-            .push(format!("snapshot {snapshot}: directory {path} has no tree")),
-        NodeKind::Symlink if n.target.is_none() => r.errors.push(format!(
-            "snapshot {snapshot}: symlink {path} has no target; restore skips it"
-        )),
-        _ => {}
-    }
-}
-
-fn join(dir: &str, n: &Node) -> String {
-    let name = String::from_utf8_lossy(n.name.as_bytes());
-    if dir.ends_with('/') {
-        format!("{dir}{name}")
-    } else {
-        format!("{dir}/{name}")
-    }
 }

@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 
 use tokio::task::JoinSet;
 
+use super::locate::Locations;
 use super::CheckReport;
 use crate::backend::{BackendError, FileKind};
 use crate::error::Result;
@@ -51,10 +52,12 @@ struct JobOutcome {
 }
 
 /// Reads every index file, one at a time: each pack it lists must exist with
-/// the recorded size, and its trailer must agree with every entry.
+/// the recorded size, and its trailer must agree with every entry. With
+/// `locations` (the deep check), every entry is also recorded there.
 pub(super) async fn stream_index_files(
     repo: &Repository,
     packs: &HashMap<String, u64>,
+    mut locations: Option<&mut Locations>,
     r: &mut CheckReport,
 ) -> Result<Indexed> {
     let b = repo.backend();
@@ -77,6 +80,9 @@ pub(super) async fn stream_index_files(
         drop(data);
         for p in idx.packs {
             indexed.packs.insert(p.id);
+            if let Some(l) = locations.as_deref_mut() {
+                l.add_pack(&p)?;
+            }
             let Some(size) = listed_size(packs, &f.name, &p, r) else {
                 continue;
             };
@@ -94,6 +100,9 @@ pub(super) async fn stream_index_files(
     }
     while let Some(done) = running.join_next().await {
         collect(Some(done), &mut indexed, r);
+    }
+    if let Some(l) = locations {
+        l.finish();
     }
     // Tasks finish out of order; sorted, two runs over the same damage
     // print the same report.
