@@ -111,6 +111,33 @@ async fn retry_rides_out_transient_failures_and_keeps_the_file_whole() {
     assert_eq!(inner.read(FileKind::Index, "00ff").await.unwrap(), data);
 }
 
+/// A read into the caller's buffer (the restore's reused pack buffer) is
+/// faulted and retried like a read: the buffer of a failed attempt is not
+/// handed back half filled.
+#[tokio::test(start_paused = true)]
+async fn retry_of_a_read_into_a_used_buffer_returns_only_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = local(&dir);
+    inner.create().await.unwrap();
+    let data: Vec<u8> = (0..50_000u32).map(|i| (i % 253) as u8).collect();
+    inner
+        .write(FileKind::Packs, "00ff", data.clone())
+        .await
+        .unwrap();
+    let b = retried(faults(inner.clone(), "read@1x2=transient"), 4);
+    let got = b
+        .read_into(FileKind::Packs, "00ff", vec![0xEE; 80_000])
+        .await
+        .unwrap();
+    assert_eq!(got, data);
+    let failing = retried(faults(inner, "read@1x4=transient"), 2);
+    let err = failing
+        .read_into(FileKind::Packs, "00ff", vec![0xEE; 80_000])
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn retry_gives_up_after_max_attempts_with_the_last_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -95,6 +95,11 @@ impl Backend for StopGuard {
         self.inner.read(kind, name).await
     }
 
+    async fn read_into(&self, kind: FileKind, name: &str, buf: Vec<u8>) -> BackendResult<Vec<u8>> {
+        self.check("a read")?;
+        self.inner.read_into(kind, name, buf).await
+    }
+
     async fn read_range(
         &self,
         kind: FileKind,

@@ -24,6 +24,16 @@ pub(super) enum PackBytes {
     AgePart(Vec<u8>),
 }
 
+impl PackBytes {
+    /// A whole pack's buffer, for the lane to read its next pack into.
+    pub(super) fn into_whole(self) -> Option<Vec<u8>> {
+        match self {
+            PackBytes::Whole(b) => Some(b),
+            PackBytes::AgePart(_) => None,
+        }
+    }
+}
+
 /// What decoding one pack did (the writer reports its own problems).
 #[derive(Default)]
 pub(super) struct PackOutcome {

@@ -44,6 +44,10 @@ async fn missing_files_are_not_found(b: &dyn Backend) -> Result<(), String> {
         Err(BackendError::NotFound { .. }) => {}
         other => return Err(fail(&format!("reading a missing file gave {other:?}"))),
     }
+    match b.read_into(FileKind::Index, "00ff", vec![1, 2, 3]).await {
+        Err(BackendError::NotFound { .. }) => {}
+        other => return Err(fail(&format!("read_into of a missing file gave {other:?}"))),
+    }
     if b.stat(FileKind::Index, "00ff")
         .await
         .map_err(|e| fail(&e.to_string()))?
@@ -67,6 +71,17 @@ async fn write_and_read_back(b: &dyn Backend, name: &str) -> Result<(), String> 
         != data
     {
         return Err(fail("read returned other bytes than written"));
+    }
+    // Into a used buffer, longer and shorter than the file: only the
+    // file's bytes come back, whatever the buffer held.
+    for old in [vec![0xEEu8; 150_000], vec![0xEEu8; 10]] {
+        let got = b
+            .read_into(FileKind::Packs, name, old)
+            .await
+            .map_err(|e| fail(&format!("read_into: {e}")))?;
+        if got != data {
+            return Err(fail("read_into returned other bytes than written"));
+        }
     }
     let part = b
         .read_range(FileKind::Packs, name, 1000, 500)

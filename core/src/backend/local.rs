@@ -211,6 +211,31 @@ impl Backend for LocalBackend {
         blocking(move || fs::read(&path).map_err(|e| not_found_or(kind, &name, "read", e))).await
     }
 
+    async fn read_into(
+        &self,
+        kind: FileKind,
+        name: &str,
+        mut buf: Vec<u8>,
+    ) -> BackendResult<Vec<u8>> {
+        if kind == FileKind::Config {
+            return self.read(kind, name).await;
+        }
+        let path = self.path(kind, name)?;
+        let name = name.to_string();
+        blocking(move || {
+            let err = |e| not_found_or(kind, &name, "read", e);
+            let mut f = File::open(&path).map_err(err)?;
+            let size = f.metadata().map_err(err)?.len();
+            buf.clear();
+            // Sized by the file itself, not by anything read from it.
+            buf.try_reserve_exact(usize::try_from(size).unwrap_or(usize::MAX))
+                .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::OutOfMemory, e)))?;
+            f.read_to_end(&mut buf).map_err(err)?;
+            Ok(buf)
+        })
+        .await
+    }
+
     async fn read_range(
         &self,
         kind: FileKind,

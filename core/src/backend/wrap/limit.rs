@@ -81,6 +81,13 @@ impl Backend for RateLimitedBackend {
         Ok(data)
     }
 
+    async fn read_into(&self, kind: FileKind, name: &str, buf: Vec<u8>) -> BackendResult<Vec<u8>> {
+        self.before_read(0).await;
+        let data = self.inner.read_into(kind, name, buf).await?;
+        self.after_read(data.len());
+        Ok(data)
+    }
+
     async fn read_range(
         &self,
         kind: FileKind,

@@ -247,6 +247,21 @@ impl Backend for RetryBackend {
             .await
     }
 
+    async fn read_into(&self, kind: FileKind, name: &str, buf: Vec<u8>) -> BackendResult<Vec<u8>> {
+        // The first attempt gets the buffer; a retry reads into a new one.
+        let buf = std::sync::Mutex::new(Some(buf));
+        let w = what(kind, name);
+        let call = || {
+            let b = buf
+                .lock()
+                .ok()
+                .and_then(|mut b| b.take())
+                .unwrap_or_default();
+            self.inner.read_into(kind, name, b)
+        };
+        self.attempts(&w, call, AsIs).await
+    }
+
     async fn read_range(
         &self,
         kind: FileKind,

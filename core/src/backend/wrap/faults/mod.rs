@@ -179,6 +179,13 @@ impl Backend for FaultBackend {
         after(Op::Read, act, w(), r, half)
     }
 
+    async fn read_into(&self, kind: FileKind, name: &str, buf: Vec<u8>) -> BackendResult<Vec<u8>> {
+        let w = || layout::what(kind, name);
+        let act = self.before(Op::Read, Some(kind), w).await?;
+        let r = self.inner.read_into(kind, name, buf).await;
+        after(Op::Read, act, w(), r, half)
+    }
+
     async fn read_range(
         &self,
         kind: FileKind,
