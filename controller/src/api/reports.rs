@@ -126,7 +126,9 @@ pub async fn compliance(
     let from = super::audit::parse_time(&req.from, false)?;
     let to = super::audit::parse_time(&req.to, true)?;
     if to <= from {
-        return Err(ApiErr::bad_request("--to must be after --from"));
+        return Err(ApiErr::bad_request(
+            "the end of the report period (to) must be after its start (from)",
+        ));
     }
     if !may_see(&user, req.pd.as_deref()) {
         return Err(ApiErr::forbidden(format!(
