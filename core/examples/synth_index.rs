@@ -10,12 +10,15 @@
 //! it. With an agent credential file the packs are real: 64-byte random
 //! chunks, ids keyed with the repository secret, encrypted to the PD's
 //! recipient, with real trailers, named by their hash — so `check` (keyless,
-//! `--read-data`) verifies them like any pack. Then snapshots, signed by
-//! the agent, list REFERENCED_PERCENT of the packs (one snapshot per index
-//! file, listing that share of its packs, like one backup each); the other
-//! packs are garbage for `prune` to remove. The snapshots' trees are not written: prune and the
-//! keyless check work from the packs a snapshot lists and never open a tree
-//! (only `check --deep` does, which this bench does not measure).
+//! `--read-data`, `--deep`) verifies them like any pack. Then snapshots,
+//! signed by the agent, list REFERENCED_PERCENT of the packs (one snapshot
+//! per index file, listing that share of its packs, like one backup each);
+//! the other packs are garbage for `prune` to remove. Each snapshot has
+//! real trees, as a backup writes them: a tree pack (in the same index
+//! file, listed by the snapshot) holding a root tree with one directory,
+//! `data`, whose tree has one file per referenced pack, the file's extents
+//! being that pack's chunks in order. So `check --deep` decrypts every
+//! chunk, walks two trees a snapshot and looks up every referenced chunk.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,7 +28,7 @@ use cadang_core::index::{IndexFile, IndexPack};
 use cadang_core::keys::Credentials;
 use cadang_core::pack::{BlobEntry, BlobKind, Compression, PackBuilder};
 use cadang_core::snapshot::{Snapshot, SnapshotBody, SnapshotMeta, SnapshotStats};
-use cadang_core::tree::FileName;
+use cadang_core::tree::{Extent, FileName, Node, NodeKind, Tree};
 use cadang_core::Id;
 
 /// Chunk length of real synthetic packs (the smallest `repo init` allows).
@@ -94,27 +97,31 @@ async fn generate(plan: &Plan) -> Result<(), String> {
             packs.push(pack);
             made += n;
         }
-        let ids: Vec<Id> = packs.iter().map(|p| p.id).collect();
+        // Each index file's packs were written by one "backup", whose
+        // snapshot keeps the first REFERENCED_PERCENT of them: prune then
+        // rewrites every index file (its worst case), not just deletes.
+        let snapshot = match &plan.real {
+            Some((c, percent)) => {
+                let keep = (packs.len() as u64 * percent).div_ceil(100) as usize;
+                backup_trees(&*backend, c, &mut packs, keep).await?
+            }
+            None => None,
+        };
         let (id, data) = IndexFile::new(packs).encode();
         backend
             .write_new(FileKind::Index, &id.to_hex(), data)
             .await
             .map_err(|e| e.to_string())?;
         files += 1;
-        if let Some((c, percent)) = &plan.real {
-            // Each index file's packs were written by one "backup", whose
-            // snapshot keeps the first REFERENCED_PERCENT of them: prune then
-            // rewrites every index file (its worst case), not just deletes.
-            let keep = (ids.len() as u64 * percent).div_ceil(100) as usize;
-            if keep > 0 {
-                referenced += keep as u64;
-                write_snapshot(&*backend, c, files, ids[..keep].to_vec()).await?;
-                snapshots += 1;
-            }
+        if let (Some((c, _)), Some((listed, root))) = (&plan.real, snapshot) {
+            // The tree pack is listed too; it is not counted as referenced.
+            referenced += listed.len() as u64 - 1;
+            write_snapshot(&*backend, c, files, listed, root).await?;
+            snapshots += 1;
         }
     }
     println!(
-        "{made} chunks in {files} index files, {snapshots} snapshots listing {referenced} packs"
+        "{made} chunks in {files} index files, {snapshots} snapshots listing {referenced} data packs and a tree pack each"
     );
     Ok(())
 }
@@ -161,6 +168,11 @@ async fn real_pack(
         b.add(c.repo_secret.chunk_id(&chunk), &chunk)
             .map_err(|e| e.to_string())?;
     }
+    seal(backend, &mut b).await
+}
+
+/// Seals a pack and writes it to the store under its hash.
+async fn seal(backend: &dyn Backend, b: &mut PackBuilder) -> Result<IndexPack, String> {
     let sealed = b
         .seal()
         .map_err(|e| e.to_string())?
@@ -177,11 +189,78 @@ async fn real_pack(
     })
 }
 
+/// The trees of one synthetic backup of the first `keep` of `packs`: one
+/// file per pack covering its chunks, in a directory `data` under the root.
+/// Their tree pack is written and appended to `packs` (so the same index
+/// file lists it). Returns the packs the snapshot lists and its root tree.
+async fn backup_trees(
+    backend: &dyn Backend,
+    c: &Credentials,
+    packs: &mut Vec<IndexPack>,
+    keep: usize,
+) -> Result<Option<(Vec<Id>, Id)>, String> {
+    if keep == 0 {
+        return Ok(None);
+    }
+    let files: Vec<Node> = packs[..keep]
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Node {
+            size: p.blobs.iter().map(|b| u64::from(b.raw_length)).sum(),
+            content: p.blobs.iter().map(|b| Extent::Chunk(b.id)).collect(),
+            ..node(format!("file-{i}.bin"), NodeKind::File)
+        })
+        .collect();
+    let dir = Tree { nodes: files }.encode();
+    let dir_id = c.repo_secret.chunk_id(&dir);
+    let root = Tree {
+        nodes: vec![Node {
+            subtree: Some(dir_id),
+            ..node("data".into(), NodeKind::Dir)
+        }],
+    }
+    .encode();
+    let root_id = c.repo_secret.chunk_id(&root);
+    let recipient = c.recipient().map_err(|e| e.to_string())?;
+    let mut b = PackBuilder::new(BlobKind::Tree, recipient, 1).map_err(|e| e.to_string())?;
+    b.add(dir_id, &dir).map_err(|e| e.to_string())?;
+    b.add(root_id, &root).map_err(|e| e.to_string())?;
+    let tree_pack = seal(backend, &mut b).await?;
+    let mut listed: Vec<Id> = packs[..keep].iter().map(|p| p.id).collect();
+    listed.push(tree_pack.id);
+    packs.push(tree_pack);
+    Ok(Some((listed, root_id)))
+}
+
+/// A tree entry with the metadata the walk does not look at zeroed.
+fn node(name: String, kind: NodeKind) -> Node {
+    Node {
+        name: FileName::from(name.as_bytes()),
+        kind,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        user: None,
+        group: None,
+        mtime_ns: 0,
+        size: 0,
+        links: 0,
+        device: 0,
+        inode: 0,
+        rdev: 0,
+        sparse: false,
+        content: Vec::new(),
+        subtree: None,
+        target: None,
+    }
+}
+
 async fn write_snapshot(
     backend: &dyn Backend,
     c: &Credentials,
     n: u64,
     packs: Vec<Id>,
+    tree: Id,
 ) -> Result<(), String> {
     let meta = SnapshotMeta {
         host: format!("synth-{n}"),
@@ -190,7 +269,7 @@ async fn write_snapshot(
     };
     let body = SnapshotBody {
         paths: vec![FileName::from(format!("/synthetic/{n}").as_bytes())],
-        tree: Id::random(),
+        tree,
         stdin_command: None,
         excludes: Vec::new(),
     };
