@@ -14,6 +14,8 @@
 # target runs one round of SECONDS_PER_TARGET wall seconds (default 600).
 # Every round appends a line to fuzz/logs/rounds.tsv (target, wall s, CPU s,
 # executions, crash), so an interrupted run still leaves an honest count.
+# Stop a run with kill, never by pausing it (SIGSTOP): libFuzzer counts the
+# pause against the input it was running and reports a false timeout.
 #
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`).
 # A crash stops that target's run: its input lands in fuzz/artifacts/<target>/;
@@ -49,7 +51,8 @@ round_once() {
       -print_final_stats=1 -artifact_prefix="artifacts/$t/" >"$log" 2>&1
   r_crash=$?; [ $r_crash -ne 0 ] && r_crash=1
   local w u sy
-  read -r w u sy < "logs/$t.time"
+  # GNU time puts "Command exited with non-zero status N" first on a crash.
+  read -r w u sy < <(tail -n 1 "logs/$t.time")
   r_wall=$(python3 -c "print(round($w))")
   r_cpu=$(python3 -c "print(round($u+$sy))")
   r_execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | awk '{print $2}')
